@@ -17,9 +17,9 @@ var (
 )
 
 // Backend returns one shared backend for tests, configured as the library's
-// default (pure Go, inline ops).
+// default (pure Go, inline ops) unless $GOMLX_BACKEND names another.
 func Backend() backends.Backend {
-	once.Do(func() { shared, initErr = backend.NewWithConfig(backend.DefaultConfig) })
+	once.Do(func() { shared, initErr = backend.New() })
 	if initErr != nil {
 		panic(initErr)
 	}
