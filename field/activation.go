@@ -1,0 +1,46 @@
+package field
+
+import (
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX graph code reads best unqualified.
+	"github.com/gomlx/gomlx/pkg/ml/context"
+)
+
+// Activation is an element-wise nonlinearity σ with its derivative σ'.
+type Activation struct {
+	Name  string
+	Fn    func(h *Node) *Node
+	Deriv func(h, y *Node) *Node // σ'(h), given h and y = σ(h)
+}
+
+var _ Layer = (*Activation)(nil)
+
+// Forward implements Layer.
+func (a *Activation) Forward(_ *context.Context, _ *Node, x *Node) (*Node, any) {
+	y := a.Fn(x)
+	return y, [2]*Node{x, y}
+}
+
+// Backward implements Layer: gx = gy ⊙ σ'(h) in every copy.
+func (a *Activation) Backward(_ *Node, saved any, gy *Node, bp *Backprop) *Node {
+	hy := saved.([2]*Node)
+	return bp.perSample(gy, a.Deriv(hy[0], hy[1]))
+}
+
+// NewTanh is σ = tanh, σ' = 1 − tanh².
+func NewTanh() *Activation {
+	return &Activation{Name: "tanh", Fn: Tanh, Deriv: func(_, y *Node) *Node { return OneMinus(Square(y)) }}
+}
+
+// NewReLU is σ = max(h, 0), σ' = 1 for h > 0 else 0.
+func NewReLU() *Activation {
+	return &Activation{Name: "relu",
+		Fn: func(h *Node) *Node { return Max(h, ZerosLike(h)) },
+		Deriv: func(h, _ *Node) *Node {
+			return ConvertDType(GreaterThan(h, ZerosLike(h)), h.DType())
+		}}
+}
+
+// NewSoftplus is σ = log(1 + eʰ), σ' = sigmoid(h).
+func NewSoftplus() *Activation {
+	return &Activation{Name: "softplus", Fn: Softplus, Deriv: func(h, _ *Node) *Node { return Sigmoid(h) }}
+}

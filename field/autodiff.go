@@ -1,0 +1,66 @@
+package field
+
+import (
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX graph code reads best unqualified.
+	"github.com/gomlx/gomlx/pkg/ml/context"
+)
+
+// Autodiff turns any vector field function into a Field whose VJPs come from
+// GoMLX reverse-mode autodiff: one gradient per cotangent copy, with respect
+// to x and every trainable variable in ctx's scope. It produces no Kronecker
+// statistics. On the pure-Go backend it is much slower than a layered field
+// with hand-written VJPs; use it for small or unusual fields and as a
+// reference in tests.
+type Autodiff func(ctx *context.Context, t *Node, x []*Node) []*Node
+
+var _ Field = Autodiff(nil)
+
+// Eval implements Field.
+func (f Autodiff) Eval(ctx *context.Context, t *Node, x []*Node) []*Node { return f(ctx, t, x) }
+
+// VJP implements Field.
+func (f Autodiff) VJP(ctx *context.Context, t *Node, x []*Node, v []*Node, req Request) Result {
+	out := f(ctx, t, x)
+	g := t.Graph()
+	var vars []*context.Variable
+	var varNodes []*Node
+	if req.ParamGrads {
+		for v := range ctx.IterVariablesInScope() {
+			if v.Trainable {
+				vars = append(vars, v)
+				varNodes = append(varNodes, v.ValueGraph(g))
+			}
+		}
+	}
+	res := Result{F: out, VX: make([]*Node, len(x)), VTheta: map[string]*Node{}}
+	perCopy := make([][]*Node, len(x))
+	for k := range req.Copies {
+		var total *Node
+		for j := range out {
+			vk := Squeeze(Slice(v[j], AxisElem(k)), 0)
+			term := ReduceAllSum(Mul(vk, out[j]))
+			if total == nil {
+				total = term
+			} else {
+				total = Add(total, term)
+			}
+		}
+		wrt := x
+		if k == 0 {
+			wrt = append(append([]*Node{}, x...), varNodes...)
+		}
+		grads := Gradient(total, wrt...)
+		for j := range x {
+			perCopy[j] = append(perCopy[j], grads[j])
+		}
+		if k == 0 {
+			for i, v := range vars {
+				res.VTheta[v.ScopeAndName()] = grads[len(x)+i]
+			}
+		}
+	}
+	for j := range x {
+		res.VX[j] = Stack(perCopy[j], 0)
+	}
+	return res
+}

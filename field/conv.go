@@ -1,0 +1,130 @@
+package field
+
+import (
+	"fmt"
+
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX graph code reads best unqualified.
+	"github.com/gomlx/gomlx/pkg/ml/context"
+)
+
+// Conv2D is a 2-D convolution on channels-last inputs [B, H, W, C], computed
+// as patch extraction (a gather) followed by a matrix product: the form K-FAC
+// for convolutions needs (Grosse & Martens 2016), and the pure-Go backend has
+// no gradient through its native convolution.
+//
+// With ConcatTime, t enters as one more input channel (Chen et al. 2018's
+// ConcatConv2d). Variables "weights" [K·K·C(+1), Out] (kernel rows ordered
+// (di, dj, c)) and "biases" [Out] live in ctx.In(Name). Zero padding of
+// Padding pixels on each side; output size (H + 2·Padding − Kernel)/Stride + 1.
+type Conv2D struct {
+	Name                string
+	Out, Kernel, Stride int
+	Padding             int
+	ConcatTime, NoBias  bool
+}
+
+var _ Layer = (*Conv2D)(nil)
+
+type convSaved struct {
+	patches       *Node // [B·Ho·Wo, K·K·C]
+	w             *Node
+	idx           *Node // [P, 1] gather indices into the H·W+1 pixels
+	wVar, bVar    *context.Variable
+	h, wd, c, cIn int // input height, width, channels (with time), channels (without)
+	ho, wo        int
+}
+
+// geometry returns the output size and the gather indices: for each output
+// pixel and kernel offset, the flattened input pixel, or H·W (a zero pixel)
+// where the kernel falls on the padding.
+func (l *Conv2D) geometry(h, w int) (ho, wo int, idx [][]int32) {
+	stride := max(l.Stride, 1)
+	ho = (h+2*l.Padding-l.Kernel)/stride + 1
+	wo = (w+2*l.Padding-l.Kernel)/stride + 1
+	idx = make([][]int32, 0, ho*wo*l.Kernel*l.Kernel)
+	for oi := range ho {
+		for oj := range wo {
+			for di := range l.Kernel {
+				for dj := range l.Kernel {
+					r, c := oi*stride-l.Padding+di, oj*stride-l.Padding+dj
+					p := int32(h * w)
+					if r >= 0 && r < h && c >= 0 && c < w {
+						p = int32(r*w + c)
+					}
+					idx = append(idx, []int32{p})
+				}
+			}
+		}
+	}
+	return
+}
+
+// Forward implements Layer.
+func (l *Conv2D) Forward(ctx *context.Context, t, x *Node) (*Node, any) {
+	if x.Rank() != 4 {
+		panic(fmt.Errorf("field: Conv2D %q takes [batch, height, width, channels], got %s", l.Name, x.Shape()))
+	}
+	g := x.Graph()
+	d := x.Shape().Dimensions
+	b, h, w, cIn := d[0], d[1], d[2], d[3]
+	if l.ConcatTime {
+		x = Concatenate([]*Node{x, BroadcastToDims(Reshape(t, 1, 1, 1, 1), b, h, w, 1)}, 3)
+	}
+	c := x.Shape().Dimensions[3]
+	ho, wo, idxVals := l.geometry(h, w)
+	if ho < 1 || wo < 1 {
+		panic(fmt.Errorf("field: Conv2D %q: kernel %d does not fit input %dx%d", l.Name, l.Kernel, h, w))
+	}
+	k2 := l.Kernel * l.Kernel
+	idx := Const(g, idxVals)
+	// [B, H·W, C] + a zero pixel → [H·W+1, B, C] → gather → [Ho·Wo·K·K, B, C].
+	flat := Concatenate([]*Node{Reshape(x, b, h*w, c), Zeros(g, shapeLike(x, b, 1, c))}, 1)
+	gathered := Gather(Transpose(flat, 0, 1), idx)
+	patches := Reshape(TransposeAllAxes(Reshape(gathered, ho*wo, k2, b, c), 2, 0, 1, 3), b*ho*wo, k2*c)
+
+	scope := ctx.In(l.Name)
+	wVar := scope.VariableWithShape("weights", shapeLike(x, k2*c, l.Out))
+	wt := wVar.ValueGraph(g)
+	out := Dot(patches, wt)
+	s := &convSaved{patches: patches, w: wt, idx: idx, wVar: wVar, h: h, wd: w, c: c, cIn: cIn, ho: ho, wo: wo}
+	if !l.NoBias {
+		s.bVar = scope.VariableWithShape("biases", shapeLike(x, l.Out))
+		out = Add(out, InsertAxes(s.bVar.ValueGraph(g), 0))
+	}
+	return Reshape(out, b, ho, wo, l.Out), s
+}
+
+// Backward implements Layer: patch cotangents gy·Wᵀ scattered back onto the
+// input pixels; ∂W = patchesᵀ·gy₀, ∂b = Σ gy₀.
+func (l *Conv2D) Backward(_ *Node, saved any, gy *Node, bp *Backprop) *Node {
+	s := saved.(*convSaved)
+	kb := gy.Shape().Dimensions[0]
+	k2 := l.Kernel * l.Kernel
+	rows := Reshape(gy, kb*s.ho*s.wo, l.Out)
+	if bp.req.ParamGrads {
+		rows0 := rows
+		if bp.Copies > 1 {
+			rows0 = Slice(rows, AxisRange(0, bp.Batch*s.ho*s.wo))
+		}
+		bp.addGrad(s.wVar, matTMul(s.patches, rows0))
+		if s.bVar != nil {
+			bp.addGrad(s.bVar, ReduceSum(rows0, 0))
+		}
+	}
+	if bp.wantStats() {
+		zt := s.patches
+		if s.bVar != nil {
+			zt = withOnes(zt)
+		}
+		bp.addStats(scopeOf(s.wVar), s.wVar, s.bVar, zt, rows, s.ho*s.wo)
+	}
+	gp := matMulT(rows, s.w) // [K·B·Ho·Wo, K·K·C]
+	updates := Reshape(TransposeAllAxes(Reshape(gp, kb, s.ho*s.wo, k2, s.c), 1, 2, 0, 3), s.ho*s.wo*k2, kb, s.c)
+	g := gy.Graph()
+	pixels := ScatterSum(Zeros(g, shapeLike(gy, s.h*s.wd+1, kb, s.c)), s.idx, updates, false, false)
+	gx := Reshape(Transpose(Slice(pixels, AxisRange(0, s.h*s.wd)), 0, 1), kb, s.h, s.wd, s.c)
+	if l.ConcatTime {
+		gx = Slice(gx, AxisRange(), AxisRange(), AxisRange(), AxisRange(0, s.cIn))
+	}
+	return gx
+}

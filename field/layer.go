@@ -1,0 +1,97 @@
+package field
+
+import (
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX graph code reads best unqualified.
+	"github.com/gomlx/gomlx/pkg/ml/context"
+)
+
+// Layer is one layer of a Sequential field, with a hand-written VJP.
+//
+// Inputs carry the batch on axis 0. In Backward, cotangents stack K copies of
+// the batch along axis 0 (copy-major: rows k·B … (k+1)·B−1 are copy k).
+type Layer interface {
+	// Forward builds the layer's output for input x at time t. saved is
+	// handed back to Backward (the activations the VJP needs).
+	Forward(ctx *context.Context, t, x *Node) (y *Node, saved any)
+	// Backward maps the output cotangents gy ([K·B, ...]) to input
+	// cotangents, recording parameter cotangents and statistics in bp.
+	Backward(t *Node, saved any, gy *Node, bp *Backprop) (gx *Node)
+}
+
+// Backprop carries one backward pass through a layered field: what is asked
+// for and what the layers record.
+type Backprop struct {
+	// Copies (K) and Batch (B) describe the cotangent stack.
+	Copies, Batch int
+	req           Request
+	grads         map[string]*Node
+	stats         []LayerStats
+}
+
+// first returns the rows of copy 0 (the adjoint) of a stacked cotangent.
+func (bp *Backprop) first(gy *Node) *Node {
+	if bp.Copies == 1 {
+		return gy
+	}
+	return Slice(gy, AxisRange(0, bp.Batch))
+}
+
+// perSample multiplies a stacked cotangent gy ([K·B, ...]) by m ([B, ...]) in
+// every copy.
+func (bp *Backprop) perSample(gy, m *Node) *Node {
+	if bp.Copies == 1 {
+		return Mul(gy, m)
+	}
+	dims := m.Shape().Dimensions
+	stacked := Reshape(gy, append([]int{bp.Copies}, dims...)...)
+	return Reshape(Mul(stacked, BroadcastPrefix(m, bp.Copies)), gy.Shape().Dimensions...)
+}
+
+// addGrad records v[0]ᵀ∂F/∂θ for one variable.
+func (bp *Backprop) addGrad(v *context.Variable, g *Node) {
+	if !bp.req.ParamGrads || v == nil {
+		return
+	}
+	name := v.ScopeAndName()
+	if prev, ok := bp.grads[name]; ok {
+		g = Add(prev, g)
+	}
+	bp.grads[name] = g
+}
+
+// wantStats reports whether Kronecker statistics are requested.
+func (bp *Backprop) wantStats() bool { return bp.req.Stats != nil }
+
+// addStats records a layer's statistics from its homogeneous inputs zt
+// ([B·T, in+1]: rows are samples × locations) and its output cotangents gy
+// (rows [K·B·T, out], copy-major).
+func (bp *Backprop) addStats(layer string, w, b *context.Variable, zt, gy *Node, locations int) {
+	s := bp.req.Stats
+	rowsPerCopy := bp.Batch * locations
+	g := gy
+	if !(s.From == 0 && s.To == bp.Copies) {
+		g = Slice(gy, AxisRange(s.From*rowsPerCopy, s.To*rowsPerCopy))
+	}
+	n := float64(rowsPerCopy)
+	a := DivScalar(matTMul(zt, zt), n)
+	// Per-sample g = Batch·Scale·raw; B = (1/(B·T)) Σ g gᵀ.
+	scale := float64(bp.Batch) * s.Scale * s.Scale
+	bFactor := MulScalar(matTMul(g, g), scale/float64(locations))
+	st := LayerStats{Layer: layer, Weights: w.ScopeAndName(), A: a, B: bFactor, Locations: locations}
+	if b != nil {
+		st.Bias = b.ScopeAndName()
+	}
+	bp.stats = append(bp.stats, st)
+}
+
+// matTMul returns aᵀ·b for matrices a [n, p], b [n, q].
+func matTMul(a, b *Node) *Node { return DotGeneral(a, []int{0}, nil, b, []int{0}, nil) }
+
+// matMulT returns a·bᵀ for matrices a [n, p], b [q, p].
+func matMulT(a, b *Node) *Node { return DotGeneral(a, []int{1}, nil, b, []int{1}, nil) }
+
+// withOnes appends a column of ones to a matrix [n, p] → [n, p+1].
+func withOnes(z *Node) *Node {
+	n := z.Shape().Dimensions[0]
+	return Concatenate([]*Node{z, Ones(z.Graph(), shapeLike(z, n, 1))}, 1)
+}
