@@ -24,7 +24,7 @@ func (f Autodiff) VJP(ctx *context.Context, t *Node, x []*Node, v []*Node, req R
 	g := t.Graph()
 	var vars []*context.Variable
 	var varNodes []*Node
-	if req.ParamGrads {
+	if req.ParamCopies > 0 {
 		for v := range ctx.IterVariablesInScope() {
 			if v.Trainable {
 				vars = append(vars, v)
@@ -32,7 +32,7 @@ func (f Autodiff) VJP(ctx *context.Context, t *Node, x []*Node, v []*Node, req R
 			}
 		}
 	}
-	res := Result{F: out, VX: make([]*Node, len(x)), VTheta: map[string]*Node{}}
+	res := Result{F: out, VX: make([]*Node, len(x)), VTheta: make([]map[string]*Node, req.ParamCopies)}
 	perCopy := make([][]*Node, len(x))
 	for k := range req.Copies {
 		var total *Node
@@ -46,16 +46,17 @@ func (f Autodiff) VJP(ctx *context.Context, t *Node, x []*Node, v []*Node, req R
 			}
 		}
 		wrt := x
-		if k == 0 {
+		if k < req.ParamCopies {
 			wrt = append(append([]*Node{}, x...), varNodes...)
 		}
 		grads := Gradient(total, wrt...)
 		for j := range x {
 			perCopy[j] = append(perCopy[j], grads[j])
 		}
-		if k == 0 {
+		if k < req.ParamCopies {
+			res.VTheta[k] = map[string]*Node{}
 			for i, v := range vars {
-				res.VTheta[v.ScopeAndName()] = grads[len(x)+i]
+				res.VTheta[k][v.ScopeAndName()] = grads[len(x)+i]
 			}
 		}
 	}

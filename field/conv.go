@@ -95,20 +95,17 @@ func (l *Conv2D) Forward(ctx *context.Context, t, x *Node) (*Node, any) {
 }
 
 // Backward implements Layer: patch cotangents gy·Wᵀ scattered back onto the
-// input pixels; ∂W = patchesᵀ·gy₀, ∂b = Σ gy₀.
+// input pixels; ∂W = patchesᵀ·gy_k, ∂b = Σ gy_k per copy k asked for.
 func (l *Conv2D) Backward(_ *Node, saved any, gy *Node, bp *Backprop) *Node {
 	s := saved.(*convSaved)
 	kb := gy.Shape().Dimensions[0]
 	k2 := l.Kernel * l.Kernel
 	rows := Reshape(gy, kb*s.ho*s.wo, l.Out)
-	if bp.req.ParamGrads {
-		rows0 := rows
-		if bp.Copies > 1 {
-			rows0 = Slice(rows, AxisRange(0, bp.Batch*s.ho*s.wo))
-		}
-		bp.addGrad(s.wVar, matTMul(s.patches, rows0))
+	for k := range bp.paramCopies() {
+		rowsK := bp.rowsOf(rows, k, bp.Batch*s.ho*s.wo)
+		bp.addGrad(k, s.wVar, matTMul(s.patches, rowsK))
 		if s.bVar != nil {
-			bp.addGrad(s.bVar, ReduceSum(rows0, 0))
+			bp.addGrad(k, s.bVar, ReduceSum(rowsK, 0))
 		}
 	}
 	if bp.wantStats() {

@@ -13,7 +13,8 @@
 //
 // Cotangent layout: for a state tuple x, v[j] stacks K cotangents of x[j]
 // along a new leading axis (shape [K, x[j].shape...]). Copy 0 is the adjoint
-// a, whose parameter cotangent aᵀ∂F/∂θ the adjoint accumulates (paper eq. 3).
+// a, whose parameter cotangent aᵀ∂F/∂θ the adjoint accumulates (paper eq. 3);
+// copies 1..R are the q_i of Prop. 2.
 package field
 
 import (
@@ -35,8 +36,10 @@ type Field interface {
 type Request struct {
 	// Copies is K, the number of stacked cotangents.
 	Copies int
-	// ParamGrads asks for v[0]ᵀ∂F/∂θ for every trainable variable F reads.
-	ParamGrads bool
+	// ParamCopies asks for v[k]ᵀ∂F/∂θ, k < ParamCopies, for every trainable
+	// variable F reads: 1 for the adjoint's gradient (eq. 3), more for the
+	// vectors p_i of Prop. 2 (eq. 11).
+	ParamCopies int
 	// Stats, when set, asks for the Kronecker statistics of every
 	// preconditionable layer (layered fields only).
 	Stats *StatsRequest
@@ -76,9 +79,9 @@ type Result struct {
 	F []*Node
 	// VX[j] is [K, x[j].shape...]: copy k holds (v[k]ᵀ ∂F/∂x)_j.
 	VX []*Node
-	// VTheta maps each trainable variable's ScopeAndName to v[0]ᵀ∂F/∂θ (when
-	// Request.ParamGrads); variables F does not read are absent.
-	VTheta map[string]*Node
+	// VTheta[k] maps each trainable variable's ScopeAndName to v[k]ᵀ∂F/∂θ,
+	// for k < Request.ParamCopies; variables F does not read are absent.
+	VTheta []map[string]*Node
 	// Stats are the Kronecker statistics (when Request.Stats).
 	Stats []LayerStats
 }

@@ -1,6 +1,7 @@
 package field
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -73,15 +74,17 @@ func compareWithAutodiff(t *testing.T, f *Sequential, xDims []int, k int) {
 	var names []string
 	exec := context.MustNewExec(testutil.Backend(), ctx.Reuse(), func(ctx *context.Context, in []*Node) []*Node {
 		tt, xn, vn := in[0], in[1], in[2]
-		req := Request{Copies: k, ParamGrads: true}
+		req := Request{Copies: k, ParamCopies: k}
 		hand := f.VJP(ctx, tt, []*Node{xn}, []*Node{vn}, req)
 		auto := Autodiff(f.Eval).VJP(ctx, tt, []*Node{xn}, []*Node{vn}, req)
 		res := []*Node{hand.F[0], auto.F[0], hand.VX[0], auto.VX[0]}
 		names = names[:0]
-		for name, g := range auto.VTheta {
-			names = append(names, name)
-			require.Containsf(t, hand.VTheta, name, "hand-written VJP misses %s", name)
-			res = append(res, hand.VTheta[name], g)
+		for c := range k {
+			for name, g := range auto.VTheta[c] {
+				names = append(names, fmt.Sprintf("%s (copy %d)", name, c))
+				require.Containsf(t, hand.VTheta[c], name, "hand-written VJP misses %s", name)
+				res = append(res, hand.VTheta[c][name], g)
+			}
 		}
 		return res
 	})

@@ -24,16 +24,28 @@ type Backprop struct {
 	// Copies (K) and Batch (B) describe the cotangent stack.
 	Copies, Batch int
 	req           Request
-	grads         map[string]*Node
+	grads         []map[string]*Node
 	stats         []LayerStats
 }
 
-// first returns the rows of copy 0 (the adjoint) of a stacked cotangent.
-func (bp *Backprop) first(gy *Node) *Node {
+func newBackprop(copies, batch int, req Request) *Backprop {
+	bp := &Backprop{Copies: copies, Batch: batch, req: req, grads: make([]map[string]*Node, req.ParamCopies)}
+	for i := range bp.grads {
+		bp.grads[i] = map[string]*Node{}
+	}
+	return bp
+}
+
+// paramCopies is how many copies need parameter cotangents.
+func (bp *Backprop) paramCopies() int { return bp.req.ParamCopies }
+
+// rowsOf returns the rows of copy k of a stacked cotangent whose copies have
+// rowsPerCopy rows each.
+func (bp *Backprop) rowsOf(gy *Node, k, rowsPerCopy int) *Node {
 	if bp.Copies == 1 {
 		return gy
 	}
-	return Slice(gy, AxisRange(0, bp.Batch))
+	return Slice(gy, AxisRange(k*rowsPerCopy, (k+1)*rowsPerCopy))
 }
 
 // perSample multiplies a stacked cotangent gy ([K·B, ...]) by m ([B, ...]) in
@@ -47,16 +59,16 @@ func (bp *Backprop) perSample(gy, m *Node) *Node {
 	return Reshape(Mul(stacked, BroadcastPrefix(m, bp.Copies)), gy.Shape().Dimensions...)
 }
 
-// addGrad records v[0]ᵀ∂F/∂θ for one variable.
-func (bp *Backprop) addGrad(v *context.Variable, g *Node) {
-	if !bp.req.ParamGrads || v == nil {
+// addGrad records v[k]ᵀ∂F/∂θ for one variable.
+func (bp *Backprop) addGrad(k int, v *context.Variable, g *Node) {
+	if v == nil {
 		return
 	}
 	name := v.ScopeAndName()
-	if prev, ok := bp.grads[name]; ok {
+	if prev, ok := bp.grads[k][name]; ok {
 		g = Add(prev, g)
 	}
-	bp.grads[name] = g
+	bp.grads[k][name] = g
 }
 
 // wantStats reports whether Kronecker statistics are requested.

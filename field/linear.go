@@ -56,11 +56,11 @@ func (l *Linear) Forward(ctx *context.Context, t, x *Node) (*Node, any) {
 func (l *Linear) Backward(_ *Node, saved any, gy *Node, bp *Backprop) *Node {
 	s := saved.(*linearSaved)
 	gz := matMulT(gy, s.w)
-	if bp.req.ParamGrads {
-		gy0 := bp.first(gy)
-		bp.addGrad(s.wVar, matTMul(s.z, gy0))
+	for k := range bp.paramCopies() {
+		gyk := bp.rowsOf(gy, k, bp.Batch)
+		bp.addGrad(k, s.wVar, matTMul(s.z, gyk))
 		if s.bVar != nil {
-			bp.addGrad(s.bVar, ReduceSum(gy0, 0))
+			bp.addGrad(k, s.bVar, ReduceSum(gyk, 0))
 		}
 	}
 	if bp.wantStats() {

@@ -40,7 +40,7 @@ func (s *Sequential) VJP(ctx *context.Context, t *Node, x []*Node, v []*Node, re
 	}
 	k := req.Copies
 	batch := x[0].Shape().Dimensions[0]
-	bp := &Backprop{Copies: k, Batch: batch, req: req, grads: map[string]*Node{}}
+	bp := newBackprop(k, batch, req)
 	// [K, B, ...] → [K·B, ...] (v has F's shape, which for a vector field is x's)
 	dims := append([]int{k * batch}, v[0].Shape().Dimensions[2:]...)
 	g := Reshape(v[0], dims...)

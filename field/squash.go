@@ -55,16 +55,16 @@ func (l *ConcatSquashLinear) Forward(ctx *context.Context, t, x *Node) (*Node, a
 func (l *ConcatSquashLinear) Backward(t *Node, saved any, gy *Node, bp *Backprop) *Node {
 	s := saved.(*squashSaved)
 	gh := Mul(gy, s.gate) // the gate is [1, Out]: it broadcasts over all rows
-	if bp.req.ParamGrads {
-		gy0, gh0 := bp.first(gy), bp.first(gh)
-		bp.addGrad(s.wVar, matTMul(s.x, gh0))
-		bp.addGrad(s.bVar, ReduceSum(gh0, 0))
-		tRow := Reshape(t, 1, 1)
+	tRow := Reshape(t, 1, 1)
+	for k := range bp.paramCopies() {
+		gyk, ghk := bp.rowsOf(gy, k, bp.Batch), bp.rowsOf(gh, k, bp.Batch)
+		bp.addGrad(k, s.wVar, matTMul(s.x, ghk))
+		bp.addGrad(k, s.bVar, ReduceSum(ghk, 0))
 		// ∂y/∂gate = h; ∂gate/∂pre = gate·(1 − gate); pre = t·W_g + b_g.
-		gPre := Mul(InsertAxes(ReduceSum(Mul(gy0, s.h), 0), 0), Mul(s.gate, OneMinus(s.gate))) // [1, Out]
-		bp.addGrad(s.gwVar, Mul(tRow, gPre))
-		bp.addGrad(s.gbVar, Reshape(gPre, l.Out))
-		bp.addGrad(s.hVar, Mul(tRow, InsertAxes(ReduceSum(gy0, 0), 0)))
+		gPre := Mul(InsertAxes(ReduceSum(Mul(gyk, s.h), 0), 0), Mul(s.gate, OneMinus(s.gate))) // [1, Out]
+		bp.addGrad(k, s.gwVar, Mul(tRow, gPre))
+		bp.addGrad(k, s.gbVar, Reshape(gPre, l.Out))
+		bp.addGrad(k, s.hVar, Mul(tRow, InsertAxes(ReduceSum(gyk, 0), 0)))
 	}
 	if bp.wantStats() {
 		bp.addStats(scopeOf(s.wVar), s.wVar, s.bVar, withOnes(s.x), gh, 1)

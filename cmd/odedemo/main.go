@@ -33,7 +33,7 @@ func main() {
 	}
 }
 
-// vanDerPol is x” = μ(1 − x²)x' − x as a first-order system on rows [x, v].
+// vanDerPol is d²x/dt² = μ(1 − x²)·dx/dt − x as a first-order system on rows [x, v].
 func vanDerPol(mu float64) odeint.Func {
 	return func(_ *context.Context, _ *Node, y []*Node) []*Node {
 		g := y[0].Graph()
