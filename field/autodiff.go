@@ -7,7 +7,7 @@ import (
 
 // Autodiff turns any vector field function into a Field whose VJPs come from
 // GoMLX reverse-mode autodiff: one gradient per cotangent copy, with respect
-// to x and every trainable variable in ctx's scope. It produces no Kronecker
+// to x and every trainable variable the function reads. It produces no Kronecker
 // statistics. On the pure-Go backend it is much slower than a layered field
 // with hand-written VJPs; use it for small or unusual fields and as a
 // reference in tests.
@@ -20,13 +20,28 @@ func (f Autodiff) Eval(ctx *context.Context, t *Node, x []*Node) []*Node { retur
 
 // VJP implements Field.
 func (f Autodiff) VJP(ctx *context.Context, t *Node, x []*Node, v []*Node, req Request) Result {
+	// Differentiate at the point (t, x) with fixed cotangents: cut whatever
+	// t, x and v were computed from. Inside a Runge–Kutta step they depend on
+	// earlier stages that read the same parameter nodes; without the cut the
+	// reverse pass would add those paths to ∂F/∂θ.
+	t = StopGradient(t)
+	x = append([]*Node{}, x...)
+	for j := range x {
+		// A plain node on top of the cut: gradient targets must not be
+		// stop-gradient nodes themselves, or the reverse pass skips them.
+		x[j] = Identity(StopGradient(x[j]))
+	}
+	v = append([]*Node{}, v...)
+	for j := range v {
+		v[j] = StopGradient(v[j])
+	}
 	out := f(ctx, t, x)
 	g := t.Graph()
 	var vars []*context.Variable
 	var varNodes []*Node
 	if req.ParamCopies > 0 {
-		for v := range ctx.IterVariablesInScope() {
-			if v.Trainable {
+		for v := range ctx.IterVariables() {
+			if v.Trainable && v.InUseByGraph(g) {
 				vars = append(vars, v)
 				varNodes = append(varNodes, v.ValueGraph(g))
 			}

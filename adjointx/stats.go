@@ -1,0 +1,158 @@
+package adjointx
+
+import (
+	"fmt"
+	"math"
+
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX graph code reads best unqualified.
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+
+	"github.com/snopt-go/snopt/field"
+)
+
+// LayerFactors are one layer's accumulated Kronecker factors (eq. 13):
+//
+//	Ā = Σ_j w_j · A(t_j),  B̄ = Σ_j w_j · B(t_j)
+//
+// over the time grid {t_j} with trapezoid weights w_j (Σ w_j = |t1 − t0|),
+// where A(t) and B(t) are field.LayerStats at time t. Locations is the number
+// of spatial locations of a convolution (1 for dense layers).
+type LayerFactors struct {
+	// Layer is the layer's scope; Weights and Bias its variables' ScopeAndName.
+	Layer, Weights, Bias string
+	A, B                 *tensors.Tensor
+	Locations            int
+}
+
+// Stats accumulates Kronecker factors over the backward passes of one
+// iteration (Alg. 1 lines 4–9). A model with several observation times calls
+// Backward once per trajectory and every call adds to the same Stats; the
+// optimizer reads Layers and calls Reset when it has consumed them.
+type Stats struct {
+	// Layers holds the factors, in the field's layer order.
+	Layers []LayerFactors
+	// Samples counts the grid points accumulated so far.
+	Samples int
+}
+
+// Reset empties the statistics for the next collection.
+func (s *Stats) Reset() {
+	for _, l := range s.Layers {
+		_ = l.A.FinalizeAll()
+		_ = l.B.FinalizeAll()
+	}
+	s.Layers, s.Samples = nil, 0
+}
+
+// gridPoint is one sample of the statistics grid with its quadrature weight.
+type gridPoint struct{ t, w float64 }
+
+// grid returns the uniform trapezoid grid over [a, b] (either order) with m intervals.
+func grid(a, b float64, m int) []gridPoint {
+	h := (b - a) / float64(m)
+	pts := make([]gridPoint, m+1)
+	for j := range pts {
+		w := math.Abs(h)
+		if j == 0 || j == m {
+			w /= 2
+		}
+		pts[j] = gridPoint{t: a + float64(j)*h, w: w}
+	}
+	pts[m].t = b
+	return pts
+}
+
+// statsKernel is the compiled statistics evaluation of one augmented layout.
+type statsKernel struct {
+	exec   *context.Exec
+	layers []field.LayerStats // layer names and locations, known after the first build
+}
+
+// statsGraph evaluates the field's Kronecker statistics at (t, x, a, q) and
+// adds w·A and w·s²·B to the accumulators (when given).
+//
+// Inputs: t, w, s (scalars), x (n), a (n), q (r·n), then optionally the
+// accumulators (A_1, B_1, A_2, B_2, …).
+func (p *plan) statsGraph(kernel *statsKernel) func(ctx *context.Context, in []*Node) []*Node {
+	return func(ctx *context.Context, in []*Node) []*Node {
+		n, r := p.n, p.r
+		t, w, s := in[0], in[1], in[2]
+		x := in[3 : 3+n]
+		y := make([]*Node, p.size()) // reuse the plan's stacking: a and q at their layout positions
+		for j := range n {
+			y[p.aIdx(j)] = in[3+n+j]
+			for i := range r {
+				y[p.qIdx(i, j)] = in[3+2*n+i*n+j]
+			}
+		}
+		acc := in[3+2*n+r*n:]
+		req := &field.StatsRequest{From: 0, To: 1, Scale: 1}
+		if r > 0 {
+			req.From, req.To = 1, 1+r
+		}
+		res := p.b.f.VJP(ctx, t, x, p.stack(y), field.Request{Copies: 1 + r, Stats: req})
+		if len(res.Stats) == 0 {
+			panic(fmt.Errorf("%w: the field reports no Kronecker statistics (only layered fields do)", ErrInvalidInput))
+		}
+		if len(acc) != 0 && len(acc) != 2*len(res.Stats) {
+			panic(fmt.Errorf("%w: %d accumulators for %d layers", ErrInvalidInput, len(acc), len(res.Stats)))
+		}
+		kernel.layers = res.Stats
+		out := make([]*Node, 0, 2*len(res.Stats))
+		for i, st := range res.Stats {
+			a := Mul(w, st.A)
+			b := Mul(Mul(w, Square(s)), st.B)
+			if len(acc) > 0 {
+				a, b = Add(acc[2*i], a), Add(acc[2*i+1], b)
+			}
+			out = append(out, a, b)
+		}
+		return out
+	}
+}
+
+// accumulate evaluates the statistics at one grid point and adds them into st.
+func (p *plan) accumulate(st *Stats, t, w, scale float64, aug []*tensors.Tensor) error {
+	if p.stats == nil {
+		p.stats = &statsKernel{}
+		p.stats.exec = context.MustNewExec(p.b.backend, p.b.ctx.Reuse(), p.statsGraph(p.stats))
+		p.stats.exec.SetMaxCache(-1)
+	}
+	dt := aug[0].DType()
+	args := []any{scalarOf(dt, t), scalarOf(dt, w), scalarOf(dt, scale)}
+	for j := range p.n {
+		args = append(args, aug[j])
+	}
+	for j := range p.n {
+		args = append(args, aug[p.aIdx(j)])
+	}
+	for i := range p.r {
+		for j := range p.n {
+			args = append(args, aug[p.qIdx(i, j)])
+		}
+	}
+	for _, l := range st.Layers {
+		args = append(args, l.A, l.B)
+	}
+	out, err := p.stats.exec.Exec(args...)
+	if err != nil {
+		return fmt.Errorf("adjointx: statistics at t=%g: %w", t, err)
+	}
+	if len(st.Layers) == 0 {
+		st.Layers = make([]LayerFactors, len(p.stats.layers))
+		for i, l := range p.stats.layers {
+			st.Layers[i] = LayerFactors{Layer: l.Layer, Weights: l.Weights, Bias: l.Bias, Locations: l.Locations}
+		}
+	} else {
+		for _, l := range st.Layers {
+			_ = l.A.FinalizeAll()
+			_ = l.B.FinalizeAll()
+		}
+	}
+	for i := range st.Layers {
+		st.Layers[i].A, st.Layers[i].B = out[2*i], out[2*i+1]
+	}
+	st.Samples++
+	return nil
+}
