@@ -30,7 +30,8 @@ type LayerFactors struct {
 // Backward once per trajectory and every call adds to the same Stats; the
 // optimizer reads Layers and calls Reset when it has consumed them.
 type Stats struct {
-	// Layers holds the factors, in the field's layer order.
+	// Layers holds the factors in the order the backward pass meets the
+	// layers (last layer first).
 	Layers []LayerFactors
 	// Samples counts the grid points accumulated so far.
 	Samples int

@@ -1,0 +1,215 @@
+package adjointx
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	. "github.com/gomlx/gomlx/pkg/core/graph"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/snopt-go/snopt/field"
+	"github.com/snopt-go/snopt/internal/testutil"
+)
+
+func TestGridIsTrapezoid(t *testing.T) {
+	pts := grid(0.5, -1.5, 4)
+	require.Len(t, pts, 5)
+	total := 0.0
+	for j, p := range pts {
+		assert.InDelta(t, 0.5-0.5*float64(j), p.t, 1e-15)
+		total += p.w
+	}
+	assert.InDelta(t, 0.25, pts[0].w, 1e-15)
+	assert.InDelta(t, 0.5, pts[2].w, 1e-15)
+	assert.InDelta(t, 2.0, total, 1e-15)
+}
+
+// TestSegmentTimesCountEachGridPointOnce: over all segments, every grid point
+// is sampled exactly once, with its weight.
+func TestSegmentTimesCountEachGridPointOnce(t *testing.T) {
+	for _, ts := range [][]float64{{0, 0.3, 0.5, 1}, {2, 1.25, 0}} {
+		pts := grid(ts[0], ts[len(ts)-1], 8)
+		total, count := 0.0, 0
+		for k := len(ts) - 1; k >= 1; k-- {
+			out, weights := segmentTimes(ts, k, pts)
+			assert.Equal(t, ts[k], out[0])
+			assert.Equal(t, ts[k-1], out[len(out)-1])
+			for i := 1; i < len(out); i++ {
+				assert.Greater(t, math.Abs(out[i-1]-ts[k]), -1e-15)
+				assert.Less(t, math.Abs(out[i-1]-ts[k]), math.Abs(out[i]-ts[k]), "ordered from ts[k] to ts[k-1]")
+			}
+			for _, w := range weights {
+				total += w
+				count++
+			}
+		}
+		assert.Equal(t, len(pts), count, "grid %v", ts)
+		assert.InDelta(t, math.Abs(ts[len(ts)-1]-ts[0]), total, 1e-12)
+	}
+}
+
+// TestGaussNewtonShortcutEqualsGeneral: R = 1 with y = Φ_x/√(t1−t0) gives the
+// same Kronecker factors as the shortcut q = a/√(t1−t0), and q(t0) = a(t0)/√(t1−t0).
+func TestGaussNewtonShortcutEqualsGeneral(t *testing.T) {
+	rng := rand.New(rand.NewPCG(41, 42))
+	ctx := newCtx(13, 0.6)
+	b := newBlock(t, ctx, mlpField(3, 5, true), &Options{Forward: tolOpts(1e-11), GridIntervals: 12})
+	x0 := randn(rng, 4, 3)
+	ts := []float64{0, 1.3}
+	tr, err := b.Forward([]*tensors.Tensor{x0}, ts)
+	require.NoError(t, err)
+	phiX := randn(rng, 4, 3)
+	cot := [][]*tensors.Tensor{nil, {phiX}}
+	var short Stats
+	gs, err := b.Backward(tr, cot, &BackwardOptions{Stats: &short})
+	require.NoError(t, err)
+	y := fromVals(vals(t, phiX), phiX)
+	scaled := vals(t, y)
+	for i := range scaled {
+		scaled[i] /= math.Sqrt(1.3)
+	}
+	var general Stats
+	gg, err := b.Backward(tr, cot, &BackwardOptions{Curvature: Vectors, Stats: &general,
+		Vectors: [][][]*tensors.Tensor{nil, {{fromVals(scaled, y)}}}})
+	require.NoError(t, err)
+	require.Len(t, short.Layers, 2)
+	require.Equal(t, len(short.Layers), len(general.Layers))
+	assert.Equal(t, 13, short.Samples)
+	for i := range short.Layers {
+		assert.Equal(t, short.Layers[i].Weights, general.Layers[i].Weights)
+		assert.LessOrEqual(t, relErr(vals(t, general.Layers[i].A), vals(t, short.Layers[i].A)), 1e-8, "A")
+		assert.LessOrEqual(t, relErr(vals(t, general.Layers[i].B), vals(t, short.Layers[i].B)), 1e-8, "B")
+	}
+	a0 := vals(t, gs.X0[0])
+	for i := range a0 {
+		a0[i] /= math.Sqrt(1.3)
+	}
+	assert.LessOrEqual(t, relErr(vals(t, gg.Q[0][0]), a0), 1e-8, "q(t0) = a(t0)/√T")
+}
+
+// bruteForceFactors samples the field's statistics at every grid point from
+// independently computed states: x(t_j) by a forward solve to t_j and a(t_j)
+// by a plain adjoint pass from the later observation times; then sums
+// w_j·A(t_j) and w_j·B(t_j)/(t1−t0) on the host.
+func bruteForceFactors(t *testing.T, b *Block, f field.Field, x0 *tensors.Tensor, ts []float64,
+	cot [][]*tensors.Tensor, intervals int) (as, bs [][]float64) {
+	span := math.Abs(ts[len(ts)-1] - ts[0])
+	exec := context.MustNewExec(testutil.Backend(), b.ctx.Reuse(), func(ctx *context.Context, in []*Node) []*Node {
+		res := f.VJP(ctx, in[0], []*Node{in[1]}, []*Node{InsertAxes(in[2], 0)},
+			field.Request{Copies: 1, Stats: &field.StatsRequest{From: 0, To: 1, Scale: 1 / math.Sqrt(span)}})
+		var out []*Node
+		for _, st := range res.Stats {
+			out = append(out, st.A, st.B)
+		}
+		return out
+	})
+	for _, pt := range grid(ts[0], ts[len(ts)-1], intervals) {
+		var x, a *tensors.Tensor
+		if pt.t == ts[0] {
+			x = x0
+		} else {
+			tr, err := b.Forward([]*tensors.Tensor{x0}, []float64{ts[0], pt.t})
+			require.NoError(t, err)
+			x = tr.Final()[0]
+		}
+		// Observation times after t_j (strictly), and the end.
+		later := []float64{pt.t}
+		laterCot := [][]*tensors.Tensor{nil}
+		for k := 1; k < len(ts); k++ {
+			if (ts[k]-pt.t)*(ts[len(ts)-1]-ts[0]) > 1e-12 {
+				later = append(later, ts[k])
+				laterCot = append(laterCot, cot[k])
+			}
+		}
+		if len(later) == 1 {
+			a = cot[len(cot)-1][0] // t_j is the end time
+		} else {
+			tr, err := b.Forward([]*tensors.Tensor{x}, later)
+			require.NoError(t, err)
+			g, err := b.Backward(tr, laterCot, nil)
+			require.NoError(t, err)
+			a = g.X0[0]
+		}
+		out := exec.MustExec(tensors.FromScalar(pt.t), x, a)
+		if as == nil {
+			as, bs = make([][]float64, len(out)/2), make([][]float64, len(out)/2)
+		}
+		for l := range as {
+			av, bv := vals(t, out[2*l]), vals(t, out[2*l+1])
+			if as[l] == nil {
+				as[l], bs[l] = make([]float64, len(av)), make([]float64, len(bv))
+			}
+			for i := range av {
+				as[l][i] += pt.w * av[i]
+			}
+			for i := range bv {
+				bs[l][i] += pt.w * bv[i]
+			}
+		}
+	}
+	return
+}
+
+// TestKroneckerFactorsMatchBruteForce: Ā_n, B̄_n accumulated by Backward
+// equal the brute-force grid sums, for Linear, Conv2D and ConcatSquashLinear
+// fields, with one and several observation times, and two Backward calls add up.
+func TestKroneckerFactorsMatchBruteForce(t *testing.T) {
+	cases := []struct {
+		name string
+		f    field.Field
+		dims []int
+		ts   []float64
+	}{
+		{"linear", mlpField(3, 4, true), []int{3, 3}, []float64{0, 0.45, 1}},
+		{"conv2d", field.NewSequential(
+			&field.Conv2D{Name: "c0", Out: 3, Kernel: 3, Stride: 1, Padding: 1, ConcatTime: true}, field.NewTanh(),
+			&field.Conv2D{Name: "c1", Out: 2, Kernel: 3, Stride: 1, Padding: 1, ConcatTime: true}),
+			[]int{2, 4, 4, 2}, []float64{0, 0.8}},
+		{"concat squash", field.NewSequential(
+			&field.ConcatSquashLinear{Name: "s0", Out: 4}, field.NewTanh(), &field.ConcatSquashLinear{Name: "s1", Out: 2}),
+			[]int{3, 2}, []float64{0.2, 0.5, 0.9}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(51, 52))
+			ctx := newCtx(17, 0.5)
+			const intervals = 6
+			b := newBlock(t, ctx, c.f, &Options{Forward: tolOpts(1e-10), GridIntervals: intervals})
+			x0 := randn(rng, c.dims...)
+			tr, err := b.Forward([]*tensors.Tensor{x0}, c.ts)
+			require.NoError(t, err)
+			cot := make([][]*tensors.Tensor, len(c.ts))
+			for k := 1; k < len(c.ts); k++ {
+				cot[k] = []*tensors.Tensor{randn(rng, c.dims...)}
+			}
+			var st Stats
+			_, err = b.Backward(tr, cot, &BackwardOptions{Stats: &st})
+			require.NoError(t, err)
+			as, bs := bruteForceFactors(t, b, c.f, x0, c.ts, cot, intervals)
+			require.Len(t, st.Layers, len(as))
+			assert.Equal(t, intervals+1, st.Samples)
+			for l := range as {
+				ea, eb := relErr(vals(t, st.Layers[l].A), as[l]), relErr(vals(t, st.Layers[l].B), bs[l])
+				t.Logf("%s: A rel err %.2e, B rel err %.2e", st.Layers[l].Layer, ea, eb)
+				assert.LessOrEqual(t, ea, 1e-6, "A of %s", st.Layers[l].Layer)
+				assert.LessOrEqual(t, eb, 1e-6, "B of %s", st.Layers[l].Layer)
+			}
+			// A second backward pass adds to the same statistics.
+			first := vals(t, st.Layers[0].A)
+			_, err = b.Backward(tr, cot, &BackwardOptions{Stats: &st})
+			require.NoError(t, err)
+			doubled := vals(t, st.Layers[0].A)
+			for i := range first {
+				first[i] *= 2
+			}
+			assert.LessOrEqual(t, relErr(doubled, first), 1e-12)
+			assert.Equal(t, 2*(intervals+1), st.Samples)
+			st.Reset()
+			assert.Empty(t, st.Layers)
+		})
+	}
+}
