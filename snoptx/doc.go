@@ -1,0 +1,28 @@
+// Package snoptx is the SNOpt optimizer (Liu, Chen & Theodorou, NeurIPS
+// 2021, §3.2 eq. 14 and Alg. 1 line 10) and the first-order baselines it is
+// compared with, in GoMLX's optimizer conventions.
+//
+// An update is a chain of separable steps (optax style):
+//
+//	SNOpt: weight decay → Kronecker-eigenbasis preconditioning → momentum → learning rate
+//	SGD:   weight decay → momentum → learning rate
+//	Adam:  GoMLX's Adam
+//
+// The preconditioner keeps, per layer ("curvature block", keyed by the
+// layer's weight variable), the eigenbases U_A, U_B of the Kronecker factors
+// Ā, B̄ (eq. 13) and EKFAC's second moments m2 in that basis (George et al.
+// 2018). Every K iterations (the refresh cadence) the factors collected by
+// adjointx (or by field layers outside the ODE block) are eigendecomposed on
+// the host with gonum and m2 is reset to the eigenvalue products; on every
+// iteration the gradient G (weights with the bias as last row) is rotated,
+// m2 ← α·m2 + (1−α)·batch·G'², and
+//
+//	update = U_A (G' / (m2 + ε + γ)) U_Bᵀ,   G' = U_Aᵀ (G + γθ) U_B,
+//
+// which right after a refresh with α = 1 is (Locations·Ā ⊗ B̄ + (ε+γ)I)⁻¹ vec(G
+// + γθ) — eq. (14) with Tikhonov damping ε and the weight decay γ of §3.2's
+// Remark. Parameters outside any block take the plain momentum step.
+//
+// State (momentum buffers, eigenbases, m2, the step counter) lives in context
+// variables under the optimizer's scope, so GoMLX checkpoints carry it.
+package snoptx

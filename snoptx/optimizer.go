@@ -1,0 +1,153 @@
+package snoptx
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/gomlx/gomlx/backends"
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX graph code reads best unqualified.
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
+
+	"github.com/snopt-go/snopt/adjointx"
+)
+
+// ErrInvalid reports a bad configuration or a mismatched gradient/statistics set.
+var ErrInvalid = errors.New("snoptx: invalid input")
+
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// Optimizer is an optimizer that also takes gradients computed outside the
+// graph (by the adjoint), keyed by variable ScopeAndName.
+type Optimizer interface {
+	optimizers.Interface
+	// Name is a short label ("snopt", "sgd", "adam").
+	Name() string
+	// UpdateGraphWithNamedGradients builds, in the graph of grads, the update
+	// of every variable that has a gradient.
+	UpdateGraphWithNamedGradients(ctx *context.Context, grads map[string]*Node)
+	// NeedsStats reports whether iteration step (0-based) must collect
+	// Kronecker statistics for Refresh.
+	NeedsStats(step int64) bool
+	// Refresh consumes the statistics of a refresh iteration, on the host,
+	// before that iteration's update; batch is the mini-batch size.
+	Refresh(ctx *context.Context, stats []adjointx.LayerFactors, batch int) error
+}
+
+// scopeName is the root scope of the optimizers' variables.
+const scopeName = "snoptx"
+
+// namedGradients maps each trainable variable read by the graph to its
+// gradient of loss (autodiff), for UpdateGraph.
+func namedGradients(ctx *context.Context, loss *Node) map[string]*Node {
+	grads := ctx.BuildTrainableVariablesGradientsGraph(loss)
+	g := loss.Graph()
+	out := map[string]*Node{}
+	i := 0
+	for v := range ctx.IterVariables() {
+		if v.Trainable && v.InUseByGraph(g) {
+			if i < len(grads) {
+				out[v.ScopeAndName()] = grads[i]
+			}
+			i++
+		}
+	}
+	return out
+}
+
+// lookup finds a variable by ScopeAndName.
+func lookup(ctx *context.Context, name string) *context.Variable {
+	scope, base := name[:strings.LastIndex(name, context.ScopeSeparator)], name[strings.LastIndex(name, context.ScopeSeparator)+1:]
+	if scope == "" {
+		scope = context.RootScope
+	}
+	return ctx.InspectVariable(scope, base)
+}
+
+// Stepper applies an optimizer to gradients computed outside any graph: it
+// compiles one update graph (gradients in, variables updated) and keeps the
+// iteration count in a context variable (so checkpoints carry it).
+type Stepper struct {
+	backend backends.Backend
+	ctx     *context.Context
+	opt     Optimizer
+	params  []*context.Variable
+	exec    *context.Exec
+}
+
+// NewStepper prepares the updates of params (their gradients will be keyed
+// by ScopeAndName) with opt.
+func NewStepper(backend backends.Backend, ctx *context.Context, opt Optimizer, params []*context.Variable) (*Stepper, error) {
+	if backend == nil || ctx == nil || opt == nil || len(params) == 0 {
+		return nil, invalidf("backend, context, optimizer and parameters are required")
+	}
+	ps := slices.Clone(params)
+	slices.SortFunc(ps, func(a, b *context.Variable) int { return strings.Compare(a.ScopeAndName(), b.ScopeAndName()) })
+	return &Stepper{backend: backend, ctx: ctx.Checked(false), opt: opt, params: ps}, nil
+}
+
+// Optimizer returns the stepper's optimizer.
+func (s *Stepper) Optimizer() Optimizer { return s.opt }
+
+// Params returns the parameters, sorted by ScopeAndName.
+func (s *Stepper) Params() []*context.Variable { return s.params }
+
+// stepVar is the iteration counter.
+func (s *Stepper) stepVar() *context.Variable {
+	return s.ctx.InAbsPath(context.ScopeSeparator+scopeName).
+		VariableWithValue("iteration", int64(0)).SetTrainable(false)
+}
+
+// Iteration returns the number of updates applied so far.
+func (s *Stepper) Iteration() int64 {
+	return tensors.ToScalar[int64](s.stepVar().MustValue())
+}
+
+// NeedsStats reports whether the coming iteration must collect statistics.
+func (s *Stepper) NeedsStats() bool { return s.opt.NeedsStats(s.Iteration()) }
+
+// Step applies one update. grads must hold a gradient for every parameter;
+// stats (nil except on refresh iterations) go to the optimizer's Refresh first.
+func (s *Stepper) Step(grads map[string]*tensors.Tensor, stats []adjointx.LayerFactors, batch int) error {
+	if stats != nil {
+		if err := s.opt.Refresh(s.ctx, stats, batch); err != nil {
+			return err
+		}
+	}
+	args := make([]any, len(s.params))
+	for i, v := range s.params {
+		g, ok := grads[v.ScopeAndName()]
+		if !ok || g == nil {
+			return invalidf("no gradient for %s", v.ScopeAndName())
+		}
+		if !g.Shape().Equal(v.Shape()) {
+			return invalidf("gradient of %s is %s, the variable %s", v.ScopeAndName(), g.Shape(), v.Shape())
+		}
+		args[i] = g
+	}
+	if s.exec == nil {
+		exec, err := context.NewExec(s.backend, s.ctx, func(ctx *context.Context, in []*Node) {
+			named := make(map[string]*Node, len(in))
+			for i, v := range s.params {
+				_ = v.ValueGraph(in[i].Graph()) // in use, in creation order for positional optimizers
+				named[v.ScopeAndName()] = in[i]
+			}
+			s.opt.UpdateGraphWithNamedGradients(ctx, named)
+			sv := s.stepVar()
+			sv.SetValueGraph(AddScalar(sv.ValueGraph(in[0].Graph()), 1))
+		})
+		if err != nil {
+			return err
+		}
+		s.exec = exec
+	}
+	if _, err := s.exec.Exec(args...); err != nil {
+		return fmt.Errorf("snoptx: update: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,345 @@
+package snoptx
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX graph code reads best unqualified.
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/snopt-go/snopt/adjointx"
+)
+
+// Defaults of the paper's official code (App. A.4).
+const (
+	DefaultRefreshEvery = 100
+	DefaultDamping      = 0.05
+	DefaultAlpha        = 0.75
+	DefaultMomentum     = 0.9
+)
+
+// SNOptConfig configures SNOpt. Build it with SNOpt() and the setters, then Done.
+type SNOptConfig struct {
+	lr, momentum, weightDecay, damping, alpha float64
+	every                                     int64
+	scope                                     string
+}
+
+// SNOpt returns the default configuration: learning rate 0.01, momentum
+// 0.9, damping ε = 0.05, running-average α = 0.75, refresh every 100
+// iterations, no weight decay.
+func SNOpt() *SNOptConfig {
+	return &SNOptConfig{lr: 0.01, momentum: DefaultMomentum, damping: DefaultDamping, alpha: DefaultAlpha,
+		every: DefaultRefreshEvery, scope: "snopt"}
+}
+
+// LearningRate sets the learning rate.
+func (c *SNOptConfig) LearningRate(lr float64) *SNOptConfig { c.lr = lr; return c }
+
+// Momentum sets the momentum μ applied after preconditioning (0 disables it).
+func (c *SNOptConfig) Momentum(mu float64) *SNOptConfig { c.momentum = mu; return c }
+
+// WeightDecay sets γ: γθ is added to the gradient and γ to the curvature
+// (§3.2, Remark).
+func (c *SNOptConfig) WeightDecay(gamma float64) *SNOptConfig { c.weightDecay = gamma; return c }
+
+// Damping sets the Tikhonov damping ε added to the curvature.
+func (c *SNOptConfig) Damping(eps float64) *SNOptConfig { c.damping = eps; return c }
+
+// Alpha sets the running-average factor of EKFAC's second moments.
+func (c *SNOptConfig) Alpha(alpha float64) *SNOptConfig { c.alpha = alpha; return c }
+
+// RefreshEvery sets K: statistics are collected and the eigenbases
+// recomputed on iterations 0, K, 2K, …
+func (c *SNOptConfig) RefreshEvery(k int) *SNOptConfig { c.every = int64(k); return c }
+
+// Scope sets the scope of the optimizer's variables (under /snoptx).
+func (c *SNOptConfig) Scope(name string) *SNOptConfig { c.scope = name; return c }
+
+// Done validates the configuration and returns the optimizer.
+func (c *SNOptConfig) Done() (Optimizer, error) {
+	switch {
+	case !(c.lr > 0), c.momentum < 0 || c.momentum >= 1, c.weightDecay < 0:
+		return nil, invalidf("SNOpt needs lr > 0, 0 ≤ momentum < 1, weight decay ≥ 0")
+	case !(c.damping > 0), c.alpha < 0 || c.alpha > 1, c.every < 1:
+		return nil, invalidf("SNOpt needs damping > 0, 0 ≤ alpha ≤ 1, refresh every ≥ 1")
+	}
+	return &snopt{cfg: *c, blocks: map[string]*block{}}, nil
+}
+
+// block is one layer's curvature block: its weight and bias variables and
+// the variables holding U_A, U_B and m2.
+type block struct {
+	layer     string
+	w, b      *context.Variable
+	locations int
+	a, o      int // sizes of A (rows of the homogeneous weight matrix) and B (outputs)
+}
+
+type snopt struct {
+	cfg    SNOptConfig
+	blocks map[string]*block // by weight variable ScopeAndName
+}
+
+func (o *snopt) Name() string { return "snopt" }
+
+// NeedsStats implements Optimizer: on refresh iterations.
+func (o *snopt) NeedsStats(step int64) bool { return step%o.cfg.every == 0 }
+
+func (o *snopt) stateVar(ctx *context.Context, b *block, suffix string, dims ...int) *context.Variable {
+	return stateVar(ctx, o.cfg.scope, b.w, suffix, b.w.Shape().DType, dims...)
+}
+
+// Refresh implements Optimizer: eigendecompose each layer's Ā, B̄ (gonum
+// EigenSym) and reset m2 = Locations·λ_A λ_Bᵀ.
+func (o *snopt) Refresh(ctx *context.Context, stats []adjointx.LayerFactors, batch int) error {
+	if batch < 1 {
+		return invalidf("batch size %d", batch)
+	}
+	ctx = ctx.Checked(false)
+	for _, st := range stats {
+		b, err := o.register(ctx, st)
+		if err != nil {
+			return err
+		}
+		ua, la, err := eigen(st.A)
+		if err != nil {
+			return fmt.Errorf("snoptx: layer %s, factor A: %w", st.Layer, err)
+		}
+		ub, lb, err := eigen(st.B)
+		if err != nil {
+			return fmt.Errorf("snoptx: layer %s, factor B: %w", st.Layer, err)
+		}
+		m2 := make([]float64, b.a*b.o)
+		for i := range b.a {
+			for j := range b.o {
+				m2[i*b.o+j] = float64(b.locations) * la[i] * lb[j]
+			}
+		}
+		dt := b.w.Shape().DType
+		for _, set := range []struct {
+			suffix string
+			vals   []float64
+			dims   []int
+		}{{"ua", ua, []int{b.a, b.a}}, {"ub", ub, []int{b.o, b.o}}, {"m2", m2, []int{b.a, b.o}}} {
+			if err := o.stateVar(ctx, b, set.suffix, set.dims...).SetValue(toTensor(set.vals, dt, set.dims...)); err != nil {
+				return err
+			}
+		}
+	}
+	bv := ctx.InAbsPath(context.ScopeSeparator+scopeName+context.ScopeSeparator+o.cfg.scope).
+		VariableWithValue("batch_size", float64(batch)).SetTrainable(false)
+	return bv.SetValue(tensors.FromScalar(float64(batch)))
+}
+
+// register finds or creates the block of a layer and checks the factor sizes.
+func (o *snopt) register(ctx *context.Context, st adjointx.LayerFactors) (*block, error) {
+	if b, ok := o.blocks[st.Weights]; ok {
+		return b, nil
+	}
+	w := lookup(ctx, st.Weights)
+	if w == nil {
+		return nil, invalidf("statistics for unknown weights %s", st.Weights)
+	}
+	b := &block{layer: st.Layer, w: w, locations: max(st.Locations, 1)}
+	if st.Bias != "" {
+		if b.b = lookup(ctx, st.Bias); b.b == nil {
+			return nil, invalidf("statistics for unknown bias %s", st.Bias)
+		}
+	}
+	wd := w.Shape().Dimensions
+	if len(wd) != 2 {
+		return nil, invalidf("weights %s must be a matrix [in, out], got %s", st.Weights, w.Shape())
+	}
+	b.a, b.o = wd[0], wd[1]
+	if b.b != nil {
+		b.a++
+	}
+	if ad := st.A.Shape().Dimensions; len(ad) != 2 || ad[0] != b.a || ad[1] != b.a {
+		return nil, invalidf("factor A of %s is %s, want [%d %d]", st.Layer, st.A.Shape(), b.a, b.a)
+	}
+	if bd := st.B.Shape().Dimensions; len(bd) != 2 || bd[0] != b.o || bd[1] != b.o {
+		return nil, invalidf("factor B of %s is %s, want [%d %d]", st.Layer, st.B.Shape(), b.o, b.o)
+	}
+	o.blocks[st.Weights] = b
+	if err := o.stateVar(ctx, b, "locations").SetValue(toTensor([]float64{float64(b.locations)}, b.w.Shape().DType)); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// restoreBlocks rebuilds the block registry from the optimizer's variables
+// (after loading a checkpoint into a fresh process): a parameter matrix with
+// a "<weights>_ua" state variable (existing or loadable) is a block; when
+// U_A has one more row than the weights, the layer's bias is the variable
+// "biases" beside its weights (the field package's naming).
+func (o *snopt) restoreBlocks(ctx *context.Context, names []string) {
+	prefix := context.ScopeSeparator + scopeName + context.ScopeSeparator + o.cfg.scope
+	for _, name := range names {
+		w := lookup(ctx, name)
+		if w == nil || w.Shape().Rank() != 2 {
+			continue
+		}
+		ua := ctx.InspectVariable(prefix+w.Scope(), w.Name()+"_ua")
+		if ua == nil {
+			continue
+		}
+		b := &block{layer: w.Scope(), w: w, a: ua.Shape().Dimensions[0], o: w.Shape().Dimensions[1], locations: 1}
+		if b.a == w.Shape().Dimensions[0]+1 {
+			if b.b = ctx.InspectVariable(w.Scope(), "biases"); b.b == nil {
+				continue
+			}
+		}
+		if loc := ctx.InspectVariable(prefix+w.Scope(), w.Name()+"_locations"); loc != nil {
+			if t, err := loc.Value(); err == nil {
+				b.locations = int(tensors.ToScalar[float64](convertScalar(t)))
+			}
+		}
+		o.blocks[name] = b
+	}
+}
+
+// UpdateGraph implements optimizers.Interface, with autodiff gradients; the
+// layers registered by Refresh are preconditioned, the rest take the
+// momentum step.
+func (o *snopt) UpdateGraph(ctx *context.Context, _ *Graph, loss *Node) {
+	o.UpdateGraphWithNamedGradients(ctx, namedGradients(ctx, loss))
+}
+
+// UpdateGraphWithNamedGradients implements Optimizer.
+func (o *snopt) UpdateGraphWithNamedGradients(ctx *context.Context, grads map[string]*Node) {
+	if len(o.blocks) == 0 {
+		names := make([]string, 0, len(grads))
+		for name := range grads {
+			names = append(names, name)
+		}
+		o.restoreBlocks(ctx, names)
+	}
+	done := map[string]bool{}
+	for name, b := range o.blocks {
+		gw, ok := grads[name]
+		if !ok {
+			continue
+		}
+		var gb *Node
+		if b.b != nil {
+			if gb, ok = grads[b.b.ScopeAndName()]; !ok {
+				panic(invalidf("gradient of %s without its bias %s", name, b.b.ScopeAndName()))
+			}
+		}
+		dirW, dirB := o.precondition(ctx, b, gw, gb)
+		applyMomentum(ctx, o.cfg.scope, b.w, dirW, o.cfg.lr, o.cfg.momentum)
+		done[name] = true
+		if b.b != nil {
+			applyMomentum(ctx, o.cfg.scope, b.b, dirB, o.cfg.lr, o.cfg.momentum)
+			done[b.b.ScopeAndName()] = true
+		}
+	}
+	for name, g := range grads {
+		if done[name] {
+			continue
+		}
+		v := lookup(ctx, name)
+		if v == nil {
+			panic(invalidf("gradient for unknown variable %s", name))
+		}
+		applyMomentum(ctx, o.cfg.scope, v, withWeightDecay(v, g, o.cfg.weightDecay), o.cfg.lr, o.cfg.momentum)
+	}
+}
+
+// precondition is the EKFAC step of one block (eq. 14 in the eigenbasis).
+func (o *snopt) precondition(ctx *context.Context, b *block, gw, gb *Node) (dirW, dirB *Node) {
+	g := gw.Graph()
+	grad := withWeightDecay(b.w, gw, o.cfg.weightDecay)
+	if b.b != nil {
+		grad = Concatenate([]*Node{grad, InsertAxes(withWeightDecay(b.b, gb, o.cfg.weightDecay), 0)}, 0)
+	}
+	ua := o.stateVar(ctx, b, "ua", b.a, b.a).ValueGraph(g)
+	ub := o.stateVar(ctx, b, "ub", b.o, b.o).ValueGraph(g)
+	m2Var := o.stateVar(ctx, b, "m2", b.a, b.o)
+	batch := ConvertDType(ctx.Checked(false).InAbsPath(context.ScopeSeparator+scopeName+context.ScopeSeparator+o.cfg.scope).
+		VariableWithValue("batch_size", 1.0).SetTrainable(false).ValueGraph(g), grad.DType())
+	rot := Dot(DotGeneral(ua, []int{0}, nil, grad, []int{0}, nil), ub) // U_Aᵀ G U_B
+	m2 := Add(MulScalar(m2Var.ValueGraph(g), o.cfg.alpha), Mul(MulScalar(batch, 1-o.cfg.alpha), Square(rot)))
+	m2Var.SetValueGraph(m2)
+	scaled := Div(rot, AddScalar(m2, o.cfg.damping+o.cfg.weightDecay))
+	dir := DotGeneral(Dot(ua, scaled), []int{1}, nil, ub, []int{1}, nil) // U_A P U_Bᵀ
+	if b.b == nil {
+		return dir, nil
+	}
+	in := b.a - 1
+	return Slice(dir, AxisRange(0, in)), Reshape(Slice(dir, AxisRange(in, b.a)), b.o)
+}
+
+// Clear implements optimizers.Interface: it deletes the optimizer's state.
+func (o *snopt) Clear(ctx *context.Context) error {
+	o.blocks = map[string]*block{}
+	return ctx.InAbsPath(context.ScopeSeparator + scopeName + context.ScopeSeparator + o.cfg.scope).DeleteVariablesInScope()
+}
+
+// eigen returns the eigenvectors (row-major [n, n], columns are vectors) and
+// the eigenvalues (clamped at 0) of a symmetric factor.
+func eigen(t *tensors.Tensor) ([]float64, []float64, error) {
+	d := t.Shape().Dimensions
+	n := d[0]
+	vals := make([]float64, n*n)
+	switch t.DType() {
+	case dtypes.Float64:
+		copy(vals, tensors.MustCopyFlatData[float64](t))
+	case dtypes.Float32:
+		for i, v := range tensors.MustCopyFlatData[float32](t) {
+			vals[i] = float64(v)
+		}
+	default:
+		return nil, nil, invalidf("factor dtype %s", t.DType())
+	}
+	sym := mat.NewSymDense(n, nil)
+	for i := range n {
+		for j := i; j < n; j++ {
+			v := (vals[i*n+j] + vals[j*n+i]) / 2
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return nil, nil, invalidf("non-finite statistics")
+			}
+			sym.SetSym(i, j, v)
+		}
+	}
+	var es mat.EigenSym
+	if !es.Factorize(sym, true) {
+		return nil, nil, fmt.Errorf("snoptx: eigendecomposition did not converge")
+	}
+	var vecs mat.Dense
+	es.VectorsTo(&vecs)
+	lambda := es.Values(nil)
+	for i := range lambda {
+		lambda[i] = math.Max(lambda[i], 0)
+	}
+	return append([]float64{}, vecs.RawMatrix().Data...), lambda, nil
+}
+
+func toTensor(vals []float64, dt dtypes.DType, dims ...int) *tensors.Tensor {
+	if dt == dtypes.Float32 {
+		f := make([]float32, len(vals))
+		for i, v := range vals {
+			f[i] = float32(v)
+		}
+		return tensors.FromFlatDataAndDimensions(f, dims...)
+	}
+	return tensors.FromFlatDataAndDimensions(append([]float64{}, vals...), dims...)
+}
+
+func shapeOf(dt dtypes.DType, dims ...int) shapes.Shape { return shapes.Make(dt, dims...) }
+
+// convertScalar returns a float64 scalar tensor with t's value.
+func convertScalar(t *tensors.Tensor) *tensors.Tensor {
+	switch v := t.Value().(type) {
+	case float32:
+		return tensors.FromScalar(float64(v))
+	case float64:
+		return t
+	}
+	return tensors.FromScalar(0.0)
+}
