@@ -119,3 +119,9 @@ func TestConcatSquashVJPMatchesAutodiff(t *testing.T) {
 	f := NewSequential(&ConcatSquashLinear{Name: "s0", Out: 6}, NewTanh(), &ConcatSquashLinear{Name: "s1", Out: 2})
 	compareWithAutodiff(t, f, []int{5, 2}, 2)
 }
+
+func TestPoolHeadVJPMatchesAutodiff(t *testing.T) {
+	f := NewSequential(&Conv2D{Name: "c0", Out: 3, Kernel: 3, Stride: 1, Padding: 1, NoBias: true}, NewReLU(),
+		GlobalAvgPool{}, &Linear{Name: "fc", Out: 4})
+	compareWithAutodiff(t, f, []int{2, 4, 4, 2}, 2)
+}

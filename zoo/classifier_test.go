@@ -1,0 +1,31 @@
+package zoo
+
+import (
+	"testing"
+
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/stretchr/testify/require"
+
+	"github.com/snopt-go/snopt/internal/testutil"
+	"github.com/snopt-go/snopt/snoptx"
+)
+
+func TestClassifierSmoke(t *testing.T) {
+	train, _, err := LoadMNIST("../testdata/mnist-small")
+	require.NoError(t, err)
+	ctx := context.New()
+	m, err := NewClassifier(testutil.Backend(), ctx, ClassifierConfig{Width: 8})
+	require.NoError(t, err)
+	b := NewImageBatcher(train, 32, 1).Next()
+	res, err := m.Step(b, true)
+	require.NoError(t, err)
+	t.Logf("loss %.4f acc %.3f nfe %d/%d grads %d stats %d", res.Loss, res.Metric, res.NFEForward, res.NFEBackward, len(res.Grads), len(res.Stats))
+	for _, s := range res.Stats {
+		t.Logf("%s %s A%v B%v loc %d", s.Layer, s.Weights, s.A.Shape(), s.B.Shape(), s.Locations)
+	}
+	opt, err := snoptx.SNOpt().Done()
+	require.NoError(t, err)
+	st, err := snoptx.NewStepper(testutil.Backend(), ctx, opt, m.Params())
+	require.NoError(t, err)
+	require.NoError(t, st.Step(res.Grads, res.Stats, b.Size))
+}

