@@ -91,6 +91,9 @@ func NewStepper(backend backends.Backend, ctx *context.Context, opt Optimizer, p
 	return &Stepper{backend: backend, ctx: ctx.Checked(false), opt: opt, params: ps}, nil
 }
 
+// Context returns the context holding the parameters and the optimizer state.
+func (s *Stepper) Context() *context.Context { return s.ctx }
+
 // Optimizer returns the stepper's optimizer.
 func (s *Stepper) Optimizer() Optimizer { return s.opt }
 

@@ -1,0 +1,87 @@
+package trainer
+
+import (
+	"fmt"
+	"image/color"
+	"math"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+)
+
+// palette colours the runs of one figure.
+var palette = []color.RGBA{
+	{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}, {R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}, {R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
+	{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff}, {R: 0x94, G: 0x67, B: 0xbd, A: 0xff},
+}
+
+// Series selects what a plot shows.
+type Series int
+
+const (
+	// TrainLoss is the training-batch loss (smoothed over a window).
+	TrainLoss Series = iota
+	// EvalMetric is the held-out metric at evaluation points.
+	EvalMetric
+	// T1 is the integration end time.
+	T1
+)
+
+// PlotCurves draws one line per run — a series against wall-clock seconds
+// (bySeconds) or iterations — and saves a PNG.
+func PlotCurves(runs []*Result, series Series, bySeconds bool, title, yLabel, path string) error {
+	p := plot.New()
+	p.Title.Text = title
+	p.Y.Label.Text = yLabel
+	p.X.Label.Text = "iteration"
+	if bySeconds {
+		p.X.Label.Text = "wall-clock seconds (training)"
+	}
+	p.Legend.Top = true
+	for i, r := range runs {
+		var pts plotter.XYs
+		window := max(1, len(r.Records)/100)
+		sum, n := 0.0, 0
+		for j, rec := range r.Records {
+			x := float64(rec.Iter)
+			if bySeconds {
+				x = rec.Seconds
+			}
+			var y float64
+			switch series {
+			case TrainLoss:
+				sum += rec.Loss
+				n++
+				if j >= window {
+					sum -= r.Records[j-window].Loss
+					n--
+				}
+				y = sum / float64(n)
+			case EvalMetric:
+				y = rec.EvalMet
+			case T1:
+				y = rec.T1
+			}
+			if math.IsNaN(y) || math.IsInf(y, 0) {
+				continue
+			}
+			pts = append(pts, plotter.XY{X: x, Y: y})
+		}
+		if len(pts) == 0 {
+			continue
+		}
+		line, err := plotter.NewLine(pts)
+		if err != nil {
+			return fmt.Errorf("trainer: plot: %w", err)
+		}
+		line.Color = palette[i%len(palette)]
+		line.Width = vg.Points(1.5)
+		p.Add(line)
+		p.Legend.Add(r.Label, line)
+	}
+	if err := p.Save(7*vg.Inch, 4.5*vg.Inch, path); err != nil {
+		return fmt.Errorf("trainer: plot %s: %w", path, err)
+	}
+	return nil
+}
