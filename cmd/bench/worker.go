@@ -1,0 +1,191 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+
+	"github.com/snopt-go/snopt/backend"
+	"github.com/snopt-go/snopt/odeint"
+	"github.com/snopt-go/snopt/snoptx"
+	"github.com/snopt-go/snopt/trainer"
+	"github.com/snopt-go/snopt/zoo"
+)
+
+// workerResult is what one optimizer's run reports to the orchestrator.
+type workerResult struct {
+	Optimizer   string  `json:"optimizer"`
+	LR          float64 `json:"lr"`
+	Iterations  int     `json:"iterations"`
+	Seconds     float64 `json:"seconds"`
+	SecPerIter  float64 `json:"sec_per_iter"`
+	PeakRSSMiB  float64 `json:"peak_rss_mib"`
+	FinalLoss   float64 `json:"final_loss"`
+	FinalMetric float64 `json:"final_metric"`
+	MetricName  string  `json:"metric_name"`
+	CSV         string  `json:"csv"`
+	NFEForward  float64 `json:"nfe_forward"`
+	NFEBackward float64 `json:"nfe_backward"`
+}
+
+// defaultLR per problem and optimizer (overridable with -lr; see -sweep).
+var defaultLR = map[string]map[string]float64{
+	"mnist":  {"adam": 1e-3, "sgd": 0.01, "snopt": 0.01},
+	"circle": {"adam": 1e-2, "sgd": 0.1, "snopt": 0.05},
+}
+
+func newOptimizer(name string, lr, wd float64, refresh int) (snoptx.Optimizer, error) {
+	switch name {
+	case "adam":
+		return snoptx.Adam(lr, wd)
+	case "sgd":
+		return snoptx.SGD().LearningRate(lr).WeightDecay(wd).Done()
+	case "snopt":
+		return snoptx.SNOpt().LearningRate(lr).WeightDecay(wd).RefreshEvery(refresh).Done()
+	}
+	return nil, fmt.Errorf("unknown optimizer %q (want adam, sgd or snopt)", name)
+}
+
+// problem is a model with its data.
+type problem struct {
+	model zoo.Model
+	next  func() *zoo.Batch
+	eval  trainer.Evaluator // periodic (subset)
+	final trainer.Evaluator // the whole test set
+}
+
+func newProblem(o options, b backends.Backend, ctx *context.Context) (*problem, error) {
+	var err error
+	switch o.Problem {
+	case "mnist":
+		dir := o.Data
+		if dir == "" {
+			if dir, err = zoo.MNISTDir(); err != nil {
+				return nil, err
+			}
+		}
+		train, test, err := zoo.LoadMNIST(dir)
+		if err != nil {
+			return nil, err
+		}
+		train = train.Subset(o.TrainSize)
+		tol := o.Tol
+		if tol == 0 {
+			tol = 1e-3
+		}
+		m, err := zoo.NewClassifier(b, ctx, zoo.ClassifierConfig{Width: o.Width, T1: o.T1,
+			Solver: &odeint.Options{Method: odeint.Dopri5, RTol: tol, ATol: tol}})
+		if err != nil {
+			return nil, err
+		}
+		batches := zoo.NewImageBatcher(train, o.Batch, o.Seed)
+		evalSet := zoo.EvalBatches(test.Subset(o.EvalSize), 500)
+		fullSet := zoo.EvalBatches(test, 500)
+		return &problem{model: m, next: batches.Next,
+			eval: meanEval(m, evalSet), final: meanEval(m, fullSet)}, nil
+	}
+	return nil, fmt.Errorf("unknown problem %q", o.Problem)
+}
+
+// meanEval averages loss and metric over batches, weighted by size.
+func meanEval(m zoo.Model, batches []*zoo.Batch) trainer.Evaluator {
+	return func() (float64, float64, error) {
+		var loss, metric float64
+		n := 0
+		for _, b := range batches {
+			l, mt, err := m.Evaluate(b)
+			if err != nil {
+				return 0, 0, err
+			}
+			loss += l * float64(b.Size)
+			metric += mt * float64(b.Size)
+			n += b.Size
+		}
+		return loss / float64(n), metric / float64(n), nil
+	}
+}
+
+func runWorker(o options, resultPath string) error {
+	name := o.Optimizers
+	lr, ok := o.LR[name]
+	if !ok {
+		lr = defaultLR[o.Problem][name]
+	}
+	opt, err := newOptimizer(name, lr, o.WD, o.RefreshK)
+	if err != nil {
+		return err
+	}
+	b, err := backend.New()
+	if err != nil {
+		return err
+	}
+	ctx := context.New()
+	_ = ctx.SetRNGStateFromSeed(int64(o.Seed))
+	p, err := newProblem(o, b, ctx)
+	if err != nil {
+		return err
+	}
+	// Parameters exist after the first step: warm up with one evaluation.
+	warm := p.next()
+	if _, err := p.model.Step(warm, false); err != nil {
+		return err
+	}
+	st, err := snoptx.NewStepper(b, ctx, opt, p.model.Params())
+	if err != nil {
+		return err
+	}
+	tag := fmt.Sprintf("%s-%s", o.Problem, name)
+	csv := filepath.Join(o.Out, tag+".csv")
+	res, err := trainer.Run(p.model, st, p.next, p.eval, trainer.Config{
+		Iterations: o.Iters, Budget: o.Budget, EvalEvery: o.EvalEvery, CSV: csv,
+		CheckpointDir: filepath.Join(o.Out, tag+"-ckpt"), CheckpointEvery: 200, Resume: o.Resume,
+		Progress: o.Progress, Label: fmt.Sprintf("%s lr=%g", name, lr),
+	})
+	if err != nil {
+		return err
+	}
+	finalLoss, finalMetric, err := p.final()
+	if err != nil {
+		return err
+	}
+	var nfeF, nfeB float64
+	for _, r := range res.Records {
+		nfeF += float64(r.NFEForward)
+		nfeB += float64(r.NFEBwd)
+	}
+	n := float64(max(len(res.Records), 1))
+	out := workerResult{Optimizer: name, LR: lr, Iterations: res.Iterations, Seconds: res.Seconds,
+		SecPerIter: res.Seconds / float64(max(res.Iterations, 1)), PeakRSSMiB: peakRSSMiB(),
+		FinalLoss: finalLoss, FinalMetric: finalMetric, MetricName: p.model.MetricName(), CSV: csv,
+		NFEForward: nfeF / n, NFEBackward: nfeB / n}
+	data, _ := json.MarshalIndent(out, "", "  ")
+	return os.WriteFile(resultPath, data, 0o644)
+}
+
+// peakRSSMiB reads the process's peak resident set size (VmHWM) from /proc.
+func peakRSSMiB() float64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		line := s.Text()
+		if strings.HasPrefix(line, "VmHWM:") {
+			fields := strings.Fields(line)
+			if len(fields) >= 2 {
+				kb, _ := strconv.ParseFloat(fields[1], 64)
+				return kb / 1024
+			}
+		}
+	}
+	return 0
+}
