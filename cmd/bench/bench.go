@@ -139,7 +139,18 @@ func runSweep(o options) error {
 	fmt.Fprintf(&b, "\n## learning-rate sweep on %s (%s per run)\n\n| optimizer | lr | iterations | test metric | test loss |\n|---|---|---|---|---|\n", o.Problem, o.Budget)
 	for _, name := range optimizerList(o) {
 		var best *workerResult
-		for _, lr := range sweepGrid[name] {
+		grid := sweepGrid[name]
+		if o.Grid != "" {
+			grid = nil
+			for _, f := range strings.Split(o.Grid, ",") {
+				var v float64
+				if _, err := fmt.Sscanf(f, "%g", &v); err != nil {
+					return fmt.Errorf("bad -grid value %q", f)
+				}
+				grid = append(grid, v)
+			}
+		}
+		for _, lr := range grid {
 			if lr < o.sweepMin(name) || lr > o.sweepMax(name) {
 				continue
 			}

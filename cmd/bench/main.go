@@ -43,6 +43,8 @@ type options struct {
 	Progress   bool          `json:"progress"`
 	Resume     bool          `json:"resume"`
 	SweepRange string        `json:"sweep_range"`
+	Grid       string        `json:"grid"`
+	FinalSize  int           `json:"final_size"`
 }
 
 // sweepMin and sweepMax bound the sweep ("lo:hi" for every optimizer).
@@ -107,6 +109,8 @@ func main() {
 	flag.BoolVar(&o.Progress, "progress", true, "show a progress bar")
 	flag.BoolVar(&o.Resume, "resume", false, "resume each optimizer from its checkpoint in -out")
 	flag.StringVar(&o.SweepRange, "sweep-range", "", "sweep only learning rates in lo:hi")
+	flag.StringVar(&o.Grid, "grid", "", "sweep these learning rates (comma list) instead of Table 5's grid")
+	flag.IntVar(&o.FinalSize, "final-size", 0, "test samples for the final evaluation (0: all)")
 	sweep := flag.Bool("sweep", false, "sweep Table 5's learning-rate grid with short runs instead")
 	worker := flag.String("worker", "", "internal: run one optimizer and write its result JSON here")
 	flag.Parse()
@@ -135,7 +139,7 @@ func spawn(o options, optimizer string, lr float64, tag string) (*workerResult, 
 		"-width", fmt.Sprint(o.Width), "-train-size", fmt.Sprint(o.TrainSize), "-eval-size", fmt.Sprint(o.EvalSize),
 		"-eval-every", fmt.Sprint(o.EvalEvery), "-out", o.Out, "-seed", fmt.Sprint(o.Seed),
 		"-lr", fmt.Sprintf("%s=%g", optimizer, lr), "-wd", fmt.Sprint(o.WD), "-refresh", fmt.Sprint(o.RefreshK),
-		"-t1", fmt.Sprint(o.T1), "-tol", fmt.Sprint(o.Tol), "-data", o.Data, "-sweep-range", o.SweepRange,
+		"-t1", fmt.Sprint(o.T1), "-tol", fmt.Sprint(o.Tol), "-data", o.Data, "-sweep-range", o.SweepRange, "-final-size", fmt.Sprint(o.FinalSize),
 		fmt.Sprintf("-progress=%v", o.Progress), fmt.Sprintf("-resume=%v", o.Resume), "-worker", resultPath,
 	}
 	if o.Budget > 0 {

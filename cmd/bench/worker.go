@@ -87,7 +87,7 @@ func newProblem(o options, b backends.Backend, ctx *context.Context) (*problem, 
 		}
 		batches := zoo.NewImageBatcher(train, o.Batch, o.Seed)
 		evalSet := zoo.EvalBatches(test.Subset(o.EvalSize), 500)
-		fullSet := zoo.EvalBatches(test, 500)
+		fullSet := zoo.EvalBatches(test.Subset(o.FinalSize), 500)
 		return &problem{model: m, next: batches.Next,
 			eval: meanEval(m, evalSet), final: meanEval(m, fullSet)}, nil
 	}
