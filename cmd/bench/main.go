@@ -110,7 +110,7 @@ func main() {
 	flag.BoolVar(&o.Resume, "resume", false, "resume each optimizer from its checkpoint in -out")
 	flag.StringVar(&o.SweepRange, "sweep-range", "", "sweep only learning rates in lo:hi")
 	flag.StringVar(&o.Grid, "grid", "", "sweep these learning rates (comma list) instead of Table 5's grid")
-	flag.IntVar(&o.FinalSize, "final-size", 0, "test samples for the final evaluation (0: all)")
+	flag.IntVar(&o.FinalSize, "final-size", 0, "test samples for the final evaluation (0: all of MNIST's; circle: 0 means 2000)")
 	sweep := flag.Bool("sweep", false, "sweep Table 5's learning-rate grid with short runs instead")
 	worker := flag.String("worker", "", "internal: run one optimizer and write its result JSON here")
 	flag.Parse()

@@ -87,9 +87,28 @@ func newProblem(o options, b backends.Backend, ctx *context.Context) (*problem, 
 		}
 		batches := zoo.NewImageBatcher(train, o.Batch, o.Seed)
 		evalSet := zoo.EvalBatches(test.Subset(o.EvalSize), 500)
-		fullSet := zoo.EvalBatches(test.Subset(o.FinalSize), 500)
+		fullSet := zoo.EvalBatches(test.Subset(o.FinalSize), 500) // FinalSize 0: the whole test set
 		return &problem{model: m, next: batches.Next,
 			eval: meanEval(m, evalSet), final: meanEval(m, fullSet)}, nil
+	case "circle":
+		tol := o.Tol
+		opts := &odeint.Options{Method: odeint.Dopri5, RTol: 1e-6, ATol: 1e-8}
+		if tol > 0 {
+			opts.RTol, opts.ATol = tol, tol
+		}
+		m, err := zoo.NewCNF(b, ctx, zoo.CNFConfig{Solver: opts})
+		if err != nil {
+			return nil, err
+		}
+		data := zoo.NewCircles(o.Seed)
+		evalBatch := zoo.NewCircles(o.Seed + 1000).Batch(max(o.EvalSize, 1))
+		finalSize := o.FinalSize
+		if finalSize <= 0 {
+			finalSize = 2000
+		}
+		finalBatch := zoo.NewCircles(o.Seed + 2000).Batch(finalSize)
+		return &problem{model: m, next: func() *zoo.Batch { return data.Batch(o.Batch) },
+			eval: meanEval(m, []*zoo.Batch{evalBatch}), final: meanEval(m, []*zoo.Batch{finalBatch})}, nil
 	}
 	return nil, fmt.Errorf("unknown problem %q", o.Problem)
 }
