@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,7 +47,7 @@ func runBench(o options) error {
 	if len(results) == 0 {
 		return fmt.Errorf("every optimizer failed")
 	}
-	report := tables(o, results)
+	report := tables(o, results) + timeToTarget(results)
 	fmt.Print(report)
 	if err := os.WriteFile(filepath.Join(o.Out, o.Problem+"-tables.md"), []byte(report), 0o644); err != nil {
 		return err
@@ -84,6 +85,61 @@ func tables(o options, rs []*workerResult) string {
 		fmt.Fprintf(&b, "| %s | %g | %d | %.3f | %s | %.0f | %s | %.0f/%.0f | %.4f | %.4f |\n", r.Optimizer, r.LR,
 			r.Iterations, r.SecPerIter, ratio(r.SecPerIter, ts), r.PeakRSSMiB, ratio(r.PeakRSSMiB, tm),
 			r.NFEForward, r.NFEBackward, r.FinalMetric, r.FinalLoss)
+	}
+	return b.String()
+}
+
+// timeToTarget reports, from the periodic evaluations, when each optimizer
+// first reached Adam's last periodic test metric (training seconds), and
+// the ratio to Adam's own time.
+func timeToTarget(rs []*workerResult) string {
+	var adam *workerResult
+	for _, r := range rs {
+		if r.Optimizer == "adam" {
+			adam = r
+		}
+	}
+	if adam == nil {
+		return ""
+	}
+	logs := map[string][]trainer.Record{}
+	for _, r := range rs {
+		recs, err := trainer.ReadCSV(r.CSV)
+		if err != nil {
+			return ""
+		}
+		logs[r.Optimizer] = recs
+	}
+	target := math.NaN()
+	for _, rec := range logs["adam"] {
+		if !math.IsNaN(rec.EvalMet) {
+			target = rec.EvalMet
+		}
+	}
+	if math.IsNaN(target) {
+		return ""
+	}
+	reached := func(recs []trainer.Record) float64 {
+		for _, rec := range recs {
+			if math.IsNaN(rec.EvalMet) {
+				continue
+			}
+			if (adam.MetricName == "accuracy" && rec.EvalMet >= target) || (adam.MetricName != "accuracy" && rec.EvalMet <= target) {
+				return rec.Seconds
+			}
+		}
+		return math.NaN()
+	}
+	adamTime := reached(logs["adam"])
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nTime to reach Adam's last periodic test %s (%.4f):\n\n| optimizer | seconds | ×Adam's time |\n|---|---|---|\n", adam.MetricName, target)
+	for _, r := range rs {
+		t := reached(logs[r.Optimizer])
+		if math.IsNaN(t) {
+			fmt.Fprintf(&b, "| %s | not reached | – |\n", r.Optimizer)
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %.1f | %.2f |\n", r.Optimizer, t, t/adamTime)
 	}
 	return b.String()
 }
