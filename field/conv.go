@@ -28,10 +28,23 @@ var _ Layer = (*Conv2D)(nil)
 type convSaved struct {
 	patches       *Node // [B·Ho·Wo, K·K·C]
 	w             *Node
-	idx           *Node // [P, 1] gather indices into the H·W+1 pixels
+	idx           [][]int32 // per output pixel and kernel offset: the input pixel, or H·W for padding
 	wVar, bVar    *context.Variable
 	h, wd, c, cIn int // input height, width, channels (with time), channels (without)
 	ho, wo        int
+}
+
+// batchIndices lays idx out for n images of H·W+1 pixels each (image-major),
+// as gather/scatter indices [n·P, 1] into the flattened [n·(H·W+1), C] pixels.
+func batchIndices(g *Graph, idx [][]int32, n, pixels int) *Node {
+	out := make([][]int32, 0, n*len(idx))
+	for b := range n {
+		off := int32(b * pixels)
+		for _, p := range idx {
+			out = append(out, []int32{off + p[0]})
+		}
+	}
+	return Const(g, out)
 }
 
 // geometry returns the output size and the gather indices: for each output
@@ -76,17 +89,17 @@ func (l *Conv2D) Forward(ctx *context.Context, t, x *Node) (*Node, any) {
 		panic(fmt.Errorf("field: Conv2D %q: kernel %d does not fit input %dx%d", l.Name, l.Kernel, h, w))
 	}
 	k2 := l.Kernel * l.Kernel
-	idx := Const(g, idxVals)
-	// [B, H·W, C] + a zero pixel → [H·W+1, B, C] → gather → [Ho·Wo·K·K, B, C].
-	flat := Concatenate([]*Node{Reshape(x, b, h*w, c), Zeros(g, shapeLike(x, b, 1, c))}, 1)
-	gathered := Gather(Transpose(flat, 0, 1), idx)
-	patches := Reshape(TransposeAllAxes(Reshape(gathered, ho*wo, k2, b, c), 2, 0, 1, 3), b*ho*wo, k2*c)
+	// [B, H·W, C] + a zero pixel per image → [B·(H·W+1), C] → gather → [B·Ho·Wo·K·K, C]:
+	// rows already in patch order, no transposes.
+	flat := Reshape(Concatenate([]*Node{Reshape(x, b, h*w, c), Zeros(g, shapeLike(x, b, 1, c))}, 1), b*(h*w+1), c)
+	gathered := Gather(flat, batchIndices(g, idxVals, b, h*w+1))
+	patches := Reshape(gathered, b*ho*wo, k2*c)
 
 	scope := ctx.In(l.Name)
 	wVar := scope.VariableWithShape("weights", shapeLike(x, k2*c, l.Out))
 	wt := wVar.ValueGraph(g)
 	out := Dot(patches, wt)
-	s := &convSaved{patches: patches, w: wt, idx: idx, wVar: wVar, h: h, wd: w, c: c, cIn: cIn, ho: ho, wo: wo}
+	s := &convSaved{patches: patches, w: wt, idx: idxVals, wVar: wVar, h: h, wd: w, c: c, cIn: cIn, ho: ho, wo: wo}
 	if !l.NoBias {
 		s.bVar = scope.VariableWithShape("biases", shapeLike(x, l.Out))
 		out = Add(out, InsertAxes(s.bVar.ValueGraph(g), 0))
@@ -116,10 +129,11 @@ func (l *Conv2D) Backward(_ *Node, saved any, gy *Node, bp *Backprop) *Node {
 		bp.addStats(scopeOf(s.wVar), s.wVar, s.bVar, zt, rows, s.ho*s.wo)
 	}
 	gp := matMulT(rows, s.w) // [K·B·Ho·Wo, K·K·C]
-	updates := Reshape(TransposeAllAxes(Reshape(gp, kb, s.ho*s.wo, k2, s.c), 1, 2, 0, 3), s.ho*s.wo*k2, kb, s.c)
+	updates := Reshape(gp, kb*s.ho*s.wo*k2, s.c)
 	g := gy.Graph()
-	pixels := ScatterSum(Zeros(g, shapeLike(gy, s.h*s.wd+1, kb, s.c)), s.idx, updates, false, false)
-	gx := Reshape(Transpose(Slice(pixels, AxisRange(0, s.h*s.wd)), 0, 1), kb, s.h, s.wd, s.c)
+	pix := s.h*s.wd + 1
+	pixels := ScatterSum(Zeros(g, shapeLike(gy, kb*pix, s.c)), batchIndices(g, s.idx, kb, pix), updates, false, false)
+	gx := Reshape(Slice(Reshape(pixels, kb, pix, s.c), AxisRange(), AxisRange(0, s.h*s.wd)), kb, s.h, s.wd, s.c)
 	if l.ConcatTime {
 		gx = Slice(gx, AxisRange(), AxisRange(), AxisRange(), AxisRange(0, s.cIn))
 	}
