@@ -2,7 +2,6 @@ package adjointx
 
 import (
 	"math"
-	"math/rand/v2"
 	"testing"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -15,24 +14,10 @@ import (
 	"github.com/snopt-go/snopt/odeint"
 )
 
-func randn(rng *rand.Rand, dims ...int) *tensors.Tensor {
-	n := 1
-	for _, d := range dims {
-		n *= d
-	}
-	vals := make([]float64, n)
-	for i := range vals {
-		vals[i] = rng.NormFloat64()
-	}
-	return tensors.FromFlatDataAndDimensions(vals, dims...)
-}
-
-func vals(t *testing.T, x *tensors.Tensor) []float64 {
-	t.Helper()
-	v, err := tensors.CopyFlatData[float64](x)
-	require.NoError(t, err)
-	return v
-}
+var (
+	randn = testutil.RandN
+	vals  = testutil.Float64s
+)
 
 func fromVals(v []float64, like *tensors.Tensor) *tensors.Tensor {
 	return tensors.FromFlatDataAndDimensions(append([]float64{}, v...), like.Shape().Dimensions...)

@@ -114,13 +114,7 @@ func (l *Conv2D) Backward(_ *Node, saved any, gy *Node, bp *Backprop) *Node {
 	kb := gy.Shape().Dimensions[0]
 	k2 := l.Kernel * l.Kernel
 	rows := Reshape(gy, kb*s.ho*s.wo, l.Out)
-	for k := range bp.paramCopies() {
-		rowsK := bp.rowsOf(rows, k, bp.Batch*s.ho*s.wo)
-		bp.addGrad(k, s.wVar, matTMul(s.patches, rowsK))
-		if s.bVar != nil {
-			bp.addGrad(k, s.bVar, ReduceSum(rowsK, 0))
-		}
-	}
+	bp.addAffineGrads(s.patches, rows, bp.Batch*s.ho*s.wo, s.wVar, s.bVar)
 	if bp.wantStats() {
 		zt := s.patches
 		if s.bVar != nil {

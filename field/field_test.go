@@ -16,24 +16,10 @@ import (
 	"github.com/snopt-go/snopt/internal/testutil"
 )
 
-func randn(rng *rand.Rand, dims ...int) *tensors.Tensor {
-	n := 1
-	for _, d := range dims {
-		n *= d
-	}
-	vals := make([]float64, n)
-	for i := range vals {
-		vals[i] = rng.NormFloat64()
-	}
-	return tensors.FromFlatDataAndDimensions(vals, dims...)
-}
-
-func values(t *testing.T, x *tensors.Tensor) []float64 {
-	t.Helper()
-	v, err := tensors.CopyFlatData[float64](x)
-	require.NoError(t, err)
-	return v
-}
+var (
+	randn  = testutil.RandN
+	values = testutil.Float64s
+)
 
 func assertClose(t *testing.T, want, got []float64, rel float64, msg string) {
 	t.Helper()

@@ -71,6 +71,19 @@ func (bp *Backprop) addGrad(k int, v *context.Variable, g *Node) {
 	bp.grads[k][name] = g
 }
 
+// addAffineGrads records, for every copy asked for, the parameter cotangents
+// of an affine map h = z·W + b: ∂W = zᵀ·gy_k and ∂b = Σ gy_k, where gy holds
+// rowsPerCopy rows per copy (b may be nil).
+func (bp *Backprop) addAffineGrads(z, gy *Node, rowsPerCopy int, w, b *context.Variable) {
+	for k := range bp.paramCopies() {
+		gyk := bp.rowsOf(gy, k, rowsPerCopy)
+		bp.addGrad(k, w, matTMul(z, gyk))
+		if b != nil {
+			bp.addGrad(k, b, ReduceSum(gyk, 0))
+		}
+	}
+}
+
 // wantStats reports whether Kronecker statistics are requested.
 func (bp *Backprop) wantStats() bool { return bp.req.Stats != nil }
 

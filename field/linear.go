@@ -56,13 +56,7 @@ func (l *Linear) Forward(ctx *context.Context, t, x *Node) (*Node, any) {
 func (l *Linear) Backward(_ *Node, saved any, gy *Node, bp *Backprop) *Node {
 	s := saved.(*linearSaved)
 	gz := matMulT(gy, s.w)
-	for k := range bp.paramCopies() {
-		gyk := bp.rowsOf(gy, k, bp.Batch)
-		bp.addGrad(k, s.wVar, matTMul(s.z, gyk))
-		if s.bVar != nil {
-			bp.addGrad(k, s.bVar, ReduceSum(gyk, 0))
-		}
-	}
+	bp.addAffineGrads(s.z, gy, bp.Batch, s.wVar, s.bVar)
 	if bp.wantStats() {
 		zt := s.z
 		if s.bVar != nil {

@@ -56,10 +56,9 @@ func (l *ConcatSquashLinear) Backward(t *Node, saved any, gy *Node, bp *Backprop
 	s := saved.(*squashSaved)
 	gh := Mul(gy, s.gate) // the gate is [1, Out]: it broadcasts over all rows
 	tRow := Reshape(t, 1, 1)
+	bp.addAffineGrads(s.x, gh, bp.Batch, s.wVar, s.bVar)
 	for k := range bp.paramCopies() {
-		gyk, ghk := bp.rowsOf(gy, k, bp.Batch), bp.rowsOf(gh, k, bp.Batch)
-		bp.addGrad(k, s.wVar, matTMul(s.x, ghk))
-		bp.addGrad(k, s.bVar, ReduceSum(ghk, 0))
+		gyk := bp.rowsOf(gy, k, bp.Batch)
 		// ∂y/∂gate = h; ∂gate/∂pre = gate·(1 − gate); pre = t·W_g + b_g.
 		gPre := Mul(InsertAxes(ReduceSum(Mul(gyk, s.h), 0), 0), Mul(s.gate, OneMinus(s.gate))) // [1, Out]
 		bp.addGrad(k, s.gwVar, Mul(tRow, gPre))

@@ -16,17 +16,7 @@ import (
 	"github.com/snopt-go/snopt/internal/testutil"
 )
 
-func randT(rng *rand.Rand, dims ...int) *tensors.Tensor {
-	n := 1
-	for _, d := range dims {
-		n *= d
-	}
-	v := make([]float64, n)
-	for i := range v {
-		v[i] = rng.NormFloat64()
-	}
-	return tensors.FromFlatDataAndDimensions(v, dims...)
-}
+var randT = testutil.RandN
 
 func flat(x *tensors.Tensor) []float64 { return tensors.MustCopyFlatData[float64](x) }
 

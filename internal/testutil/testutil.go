@@ -3,9 +3,12 @@
 package testutil
 
 import (
+	"math/rand/v2"
 	"sync"
+	"testing"
 
 	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 
 	"github.com/snopt-go/snopt/backend"
 )
@@ -24,4 +27,28 @@ func Backend() backends.Backend {
 		panic(initErr)
 	}
 	return shared
+}
+
+// RandN returns a float64 tensor of the given dimensions with standard
+// normal entries drawn from rng.
+func RandN(rng *rand.Rand, dims ...int) *tensors.Tensor {
+	n := 1
+	for _, d := range dims {
+		n *= d
+	}
+	vals := make([]float64, n)
+	for i := range vals {
+		vals[i] = rng.NormFloat64()
+	}
+	return tensors.FromFlatDataAndDimensions(vals, dims...)
+}
+
+// Float64s copies a float64 tensor's values.
+func Float64s(t testing.TB, x *tensors.Tensor) []float64 {
+	t.Helper()
+	v, err := tensors.CopyFlatData[float64](x)
+	if err != nil {
+		t.Fatalf("reading tensor: %v", err)
+	}
+	return v
 }
