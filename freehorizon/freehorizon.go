@@ -1,0 +1,258 @@
+// Package freehorizon learns the integration end time T (t1) of a Neural
+// ODE alongside its parameters θ (paper §3.3, eq. 15–16, App. A.3), with
+// the cost Φ̃ = Φ(x(T)) + (c/2)·T².
+//
+// With the Gauss–Newton terminal approximation the derivatives are
+//
+//	Q_T = c·T + Φ_xᵀF̄,   Q_TT = c + (Φ_xᵀF̄)²,   Q_Tu = (Φ_xᵀF̄)·Q_uᵀ,
+//
+// where F̄ = F(T, x(T)) and Φ_xᵀF̄ = dL/dT and Q_u = dL/dθ come from the
+// adjoint pass (adjointx.Gradients.T1 and .Params). Two policies update T
+// every Every iterations from exponential moving averages of these:
+//
+//	Feedback (eq. 16):  T ← T − η·Q_TT⁻¹(Q_T + Q_Tu·δθ), δθ the θ change since the last T update
+//	Baseline (Massaroli et al. 2020):  T ← T − η·(dL/dT + c·T)
+//
+// T never falls below Floor and never becomes NaN: a non-finite statistic
+// skips the update (and is reported through Warn), and one update moves T by
+// at most T/2 + Floor.
+package freehorizon
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// ErrInvalid reports a bad policy configuration.
+var ErrInvalid = errors.New("freehorizon: invalid configuration")
+
+// Defaults.
+const (
+	DefaultEvery = 50
+	DefaultFloor = 0.1
+	DefaultDecay = 0.9
+)
+
+// Config configures a policy; zero values mean defaults where noted.
+type Config struct {
+	// LR is η (required, > 0).
+	LR float64
+	// C is the penalty c of (c/2)·T² (≥ 0).
+	C float64
+	// Every is the update period in iterations; 0 means DefaultEvery.
+	Every int
+	// Floor is the smallest T; 0 means DefaultFloor.
+	Floor float64
+	// Decay is the moving averages' factor; 0 means DefaultDecay.
+	Decay float64
+	// Warn, when set, receives a message when an update is skipped.
+	Warn func(msg string)
+}
+
+func (c *Config) resolve() error {
+	if !(c.LR > 0) || c.C < 0 || math.IsNaN(c.C) || c.Every < 0 || c.Floor < 0 || c.Decay < 0 || c.Decay >= 1 {
+		return fmt.Errorf("%w: %+v", ErrInvalid, *c)
+	}
+	if c.Every == 0 {
+		c.Every = DefaultEvery
+	}
+	if c.Floor == 0 {
+		c.Floor = DefaultFloor
+	}
+	if c.Decay == 0 {
+		c.Decay = DefaultDecay
+	}
+	return nil
+}
+
+// Observation is one iteration's statistics.
+type Observation struct {
+	// DLdT is Φ_xᵀF̄ = dL/dT, the derivative of the unregularised loss in T.
+	DLdT float64
+	// Grad is Q_u = dL/dθ (flattened in a fixed order); the feedback policy
+	// needs it, the baseline ignores it.
+	Grad []float64
+	// Theta is θ after this iteration's update (same order as Grad); the
+	// feedback policy needs it.
+	Theta []float64
+}
+
+// Policy updates T from iteration statistics.
+type Policy interface {
+	// Name is "feedback" or "baseline".
+	Name() string
+	// T is the current end time.
+	T() float64
+	// Observe records one iteration; every Every calls it updates T and
+	// reports whether it did.
+	Observe(o Observation) (updated bool)
+	// Skipped counts updates skipped for non-finite statistics.
+	Skipped() int
+}
+
+// ema is an exponential moving average with bias correction.
+type ema struct {
+	v, w  float64
+	decay float64
+}
+
+func (e *ema) add(x float64) {
+	e.v = e.decay*e.v + (1-e.decay)*x
+	e.w = e.decay*e.w + (1 - e.decay)
+}
+
+func (e *ema) value() float64 {
+	if e.w == 0 {
+		return 0
+	}
+	return e.v / e.w
+}
+
+func finite(xs ...float64) bool {
+	for _, x := range xs {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// clampT keeps T above the floor.
+func clampT(t, floor float64) float64 { return math.Max(t, floor) }
+
+// limitStep bounds one update to |ΔT| ≤ T/2 + floor, so a tiny curvature
+// estimate cannot throw T far away.
+func limitStep(t, next, floor float64) float64 {
+	bound := t/2 + floor
+	return math.Min(math.Max(next, t-bound), t+bound)
+}
+
+// base holds what both policies share.
+type base struct {
+	cfg     Config
+	t       float64
+	count   int
+	skipped int
+}
+
+func (b *base) T() float64   { return b.t }
+func (b *base) Skipped() int { return b.skipped }
+
+// skip reports a skipped update.
+func (b *base) skip(format string, args ...any) {
+	b.skipped++
+	if b.cfg.Warn != nil {
+		b.cfg.Warn(fmt.Sprintf("freehorizon: update at T=%g skipped: ", b.t) + fmt.Sprintf(format, args...))
+	}
+}
+
+// NewBaseline returns the first-order policy T ← T − η·(EMA(dL/dT) + c·T)
+// starting from t0.
+func NewBaseline(t0 float64, cfg Config) (Policy, error) {
+	if err := cfg.resolve(); err != nil {
+		return nil, err
+	}
+	if !(t0 > 0) || math.IsInf(t0, 0) {
+		return nil, fmt.Errorf("%w: initial T %g", ErrInvalid, t0)
+	}
+	return &baseline{base: base{cfg: cfg, t: clampT(t0, cfg.Floor)}, grad: ema{decay: cfg.Decay}}, nil
+}
+
+type baseline struct {
+	base
+	grad ema
+}
+
+func (p *baseline) Name() string { return "baseline" }
+
+func (p *baseline) Observe(o Observation) bool {
+	if !finite(o.DLdT) {
+		p.skip("dL/dT = %g", o.DLdT)
+		return false
+	}
+	p.grad.add(o.DLdT)
+	p.count++
+	if p.count%p.cfg.Every != 0 {
+		return false
+	}
+	next := p.t - p.cfg.LR*(p.grad.value()+p.cfg.C*p.t)
+	if !finite(next) {
+		p.skip("step gives T = %g", next)
+		return false
+	}
+	p.t = clampT(limitStep(p.t, next, p.cfg.Floor), p.cfg.Floor)
+	return true
+}
+
+// NewFeedback returns the second-order feedback policy of eq. (16) starting
+// from t0.
+func NewFeedback(t0 float64, cfg Config) (Policy, error) {
+	if err := cfg.resolve(); err != nil {
+		return nil, err
+	}
+	if !(t0 > 0) || math.IsInf(t0, 0) {
+		return nil, fmt.Errorf("%w: initial T %g", ErrInvalid, t0)
+	}
+	return &feedback{base: base{cfg: cfg, t: clampT(t0, cfg.Floor)},
+		scale: ema{decay: cfg.Decay}, scale2: ema{decay: cfg.Decay}}, nil
+}
+
+type feedback struct {
+	base
+	scale, scale2 ema       // Φ_xᵀF̄ and (Φ_xᵀF̄)²
+	qTu           []float64 // EMA of Q_Tu = (Φ_xᵀF̄)·Q_u (bias-corrected by scale's weight)
+	thetaRef      []float64 // θ at the last T update
+}
+
+func (p *feedback) Name() string { return "feedback" }
+
+func (p *feedback) Observe(o Observation) bool {
+	if !finite(o.DLdT, o.DLdT*o.DLdT) {
+		p.skip("dL/dT = %g", o.DLdT)
+		return false
+	}
+	if len(o.Grad) != len(o.Theta) {
+		p.skip("gradient has %d entries, θ %d", len(o.Grad), len(o.Theta))
+		return false
+	}
+	for _, g := range o.Grad {
+		if !finite(g) {
+			p.skip("non-finite gradient")
+			return false
+		}
+	}
+	if p.thetaRef == nil || len(p.thetaRef) != len(o.Theta) {
+		p.thetaRef = append([]float64{}, o.Theta...)
+		p.qTu = make([]float64, len(o.Grad))
+	}
+	p.scale.add(o.DLdT)
+	p.scale2.add(o.DLdT * o.DLdT)
+	d := p.cfg.Decay
+	for i, g := range o.Grad {
+		p.qTu[i] = d*p.qTu[i] + (1-d)*o.DLdT*g
+	}
+	p.count++
+	if p.count%p.cfg.Every != 0 {
+		return false
+	}
+	// Q_T = c·T + Φ_xᵀF̄, Q_TT = c + (Φ_xᵀF̄)², Q_Tu·δθ with δθ = θ − θ_ref.
+	qT := p.cfg.C*p.t + p.scale.value()
+	qTT := p.cfg.C + p.scale2.value()
+	feedbackTerm := 0.0
+	for i := range p.qTu {
+		feedbackTerm += p.qTu[i] / p.scale.w * (o.Theta[i] - p.thetaRef[i])
+	}
+	copy(p.thetaRef, o.Theta)
+	if !(qTT > 0) || !finite(qT, qTT, feedbackTerm) {
+		p.skip("Q_T = %g, Q_TT = %g, Q_Tu·δθ = %g", qT, qTT, feedbackTerm)
+		return false
+	}
+	next := p.t - p.cfg.LR*(qT+feedbackTerm)/qTT
+	if !finite(next) {
+		p.skip("step gives T = %g", next)
+		return false
+	}
+	p.t = clampT(limitStep(p.t, next, p.cfg.Floor), p.cfg.Floor)
+	return true
+}
