@@ -188,6 +188,7 @@ func (c *Classifier) Step(b *Batch, stats bool) (*StepResult, error) {
 		return nil, err
 	}
 	res.NFEBackward = g.Solve.NFE
+	res.DLdT1 = g.T1
 	for name, t := range g.Params {
 		res.Grads[name] = t
 	}

@@ -37,6 +37,9 @@ type StepResult struct {
 	Stats        []adjointx.LayerFactors
 	// NFEForward and NFEBackward are the vector-field evaluations of the ODE solves.
 	NFEForward, NFEBackward int
+	// DLdT1 is the derivative of the loss in the ODE's end time (dL/dt1 =
+	// a(t1)ᵀF(t1, x(t1)), the free-horizon statistic).
+	DLdT1 float64
 }
 
 // Model is a trainable model on the adjoint pipeline.

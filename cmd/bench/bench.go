@@ -155,6 +155,12 @@ func plots(o options, rs []*workerResult) error {
 		runs = append(runs, &trainer.Result{Label: fmt.Sprintf("%s (lr %g)", r.Optimizer, r.LR), Records: recs})
 	}
 	metric := rs[0].MetricName
+	if o.T1Policy != "fixed" {
+		path := filepath.Join(o.Out, o.Problem+"-t1-vs-iterations.png")
+		if err := trainer.PlotCurves(runs, trainer.T1, false, o.Problem, "t1", path); err != nil {
+			return err
+		}
+	}
 	for _, p := range []struct {
 		series  trainer.Series
 		seconds bool
@@ -234,4 +240,51 @@ func better(a, b *workerResult) bool {
 		return a.FinalMetric > b.FinalMetric
 	}
 	return a.FinalMetric < b.FinalMetric
+}
+
+// runTable3 is the Table 3 analogue: the image model trained with Adam for
+// -iters iterations with a fixed t1 = 1, and with the first-order baseline
+// and the feedback policy started from t1 = 1 and from an unstable 0.05;
+// training time as % of the fixed run's, test accuracy and final t1.
+func runTable3(o options) error {
+	if o.Iters <= 0 {
+		return fmt.Errorf("-table3 needs -iters")
+	}
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return err
+	}
+	type cfg struct {
+		policy string
+		t1     float64
+	}
+	runsCfg := []cfg{{"fixed", 1}, {"baseline", 1}, {"feedback", 1}, {"fixed", 0.05}, {"baseline", 0.05}, {"feedback", 0.05}}
+	var results []*workerResult
+	var runs []*trainer.Result
+	for _, c := range runsCfg {
+		oc := o
+		oc.T1Policy, oc.T1 = c.policy, c.t1
+		r, err := spawn(oc, "adam", lrFor(o, "adam"), fmt.Sprintf("table3-%s-%g", c.policy, c.t1))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			continue
+		}
+		results = append(results, r)
+		if recs, err := trainer.ReadCSV(r.CSV); err == nil {
+			runs = append(runs, &trainer.Result{Label: fmt.Sprintf("%s from t1=%g", c.policy, c.t1), Records: recs})
+		}
+	}
+	if len(results) == 0 || results[0].T1Policy != "fixed" {
+		return fmt.Errorf("the fixed t1 = 1 reference run failed")
+	}
+	ref := results[0].Seconds
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n## Table 3 analogue — %s, Adam, %d iterations\n\n| t1 policy | t1 start | t1 final | train time (%% of fixed t1=1) | test accuracy |\n|---|---|---|---|---|\n", o.Problem, o.Iters)
+	for _, r := range results {
+		fmt.Fprintf(&b, "| %s | %g | %.3f | %.1f%% | %.4f |\n", r.T1Policy, r.T1Start, r.T1Final, 100*r.Seconds/ref, r.FinalMetric)
+	}
+	fmt.Print(b.String())
+	if err := os.WriteFile(filepath.Join(o.Out, o.Problem+"-table3.md"), []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	return trainer.PlotCurves(runs, trainer.T1, false, "t1 over training", "t1", filepath.Join(o.Out, o.Problem+"-table3-t1.png"))
 }

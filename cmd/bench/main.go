@@ -38,6 +38,10 @@ type options struct {
 	WD         float64       `json:"wd"`
 	RefreshK   int           `json:"refresh"`
 	T1         float64       `json:"t1"`
+	T1Policy   string        `json:"t1_policy"`
+	T1LR       float64       `json:"t1_lr"`
+	T1Reg      float64       `json:"t1_reg"`
+	T1Every    int           `json:"t1_every"`
 	Tol        float64       `json:"tol"`
 	Data       string        `json:"data"`
 	Progress   bool          `json:"progress"`
@@ -104,6 +108,10 @@ func main() {
 	flag.Float64Var(&o.WD, "wd", 0, "weight decay for every optimizer")
 	flag.IntVar(&o.RefreshK, "refresh", 100, "SNOpt: refresh the eigenbases every K iterations")
 	flag.Float64Var(&o.T1, "t1", 1, "integration end time (image model)")
+	flag.StringVar(&o.T1Policy, "t1-policy", "fixed", "end time t1: fixed, baseline (first order) or feedback (eq. 16)")
+	flag.Float64Var(&o.T1LR, "t1-lr", 0.1, "end-time learning rate η")
+	flag.Float64Var(&o.T1Reg, "t1-reg", 0.01, "end-time penalty c of (c/2)·t1²")
+	flag.IntVar(&o.T1Every, "t1-every", 50, "update t1 every N iterations")
 	flag.Float64Var(&o.Tol, "tol", 0, "ODE solver rtol = atol (0: per problem)")
 	flag.StringVar(&o.Data, "data", "", "MNIST idx folder (default: the GoMNIST module's)")
 	flag.BoolVar(&o.Progress, "progress", true, "show a progress bar")
@@ -112,6 +120,7 @@ func main() {
 	flag.StringVar(&o.Grid, "grid", "", "sweep these learning rates (comma list) instead of Table 5's grid")
 	flag.IntVar(&o.FinalSize, "final-size", 0, "test samples for the final evaluation (0: all of MNIST's; circle: 0 means 2000)")
 	sweep := flag.Bool("sweep", false, "sweep Table 5's learning-rate grid with short runs instead")
+	table3 := flag.Bool("table3", false, "run the Table 3 analogue (t1 policies with Adam) instead")
 	worker := flag.String("worker", "", "internal: run one optimizer and write its result JSON here")
 	flag.Parse()
 	var err error
@@ -120,6 +129,8 @@ func main() {
 		err = runWorker(o, *worker)
 	case *sweep:
 		err = runSweep(o)
+	case *table3:
+		err = runTable3(o)
 	default:
 		err = runBench(o)
 	}
@@ -139,7 +150,8 @@ func spawn(o options, optimizer string, lr float64, tag string) (*workerResult, 
 		"-width", fmt.Sprint(o.Width), "-train-size", fmt.Sprint(o.TrainSize), "-eval-size", fmt.Sprint(o.EvalSize),
 		"-eval-every", fmt.Sprint(o.EvalEvery), "-out", o.Out, "-seed", fmt.Sprint(o.Seed),
 		"-lr", fmt.Sprintf("%s=%g", optimizer, lr), "-wd", fmt.Sprint(o.WD), "-refresh", fmt.Sprint(o.RefreshK),
-		"-t1", fmt.Sprint(o.T1), "-tol", fmt.Sprint(o.Tol), "-data", o.Data, "-sweep-range", o.SweepRange, "-final-size", fmt.Sprint(o.FinalSize),
+		"-t1", fmt.Sprint(o.T1), "-t1-policy", o.T1Policy, "-t1-lr", fmt.Sprint(o.T1LR),
+		"-t1-reg", fmt.Sprint(o.T1Reg), "-t1-every", fmt.Sprint(o.T1Every), "-tol", fmt.Sprint(o.Tol), "-data", o.Data, "-sweep-range", o.SweepRange, "-final-size", fmt.Sprint(o.FinalSize),
 		fmt.Sprintf("-progress=%v", o.Progress), fmt.Sprintf("-resume=%v", o.Resume), "-worker", resultPath,
 	}
 	if o.Budget > 0 {

@@ -10,9 +10,12 @@ import (
 	"strings"
 
 	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"github.com/snopt-go/snopt/backend"
+	"github.com/snopt-go/snopt/freehorizon"
 	"github.com/snopt-go/snopt/odeint"
 	"github.com/snopt-go/snopt/snoptx"
 	"github.com/snopt-go/snopt/trainer"
@@ -22,6 +25,9 @@ import (
 // workerResult is what one optimizer's run reports to the orchestrator.
 type workerResult struct {
 	Optimizer   string  `json:"optimizer"`
+	T1Policy    string  `json:"t1_policy"`
+	T1Start     float64 `json:"t1_start"`
+	T1Final     float64 `json:"t1_final"`
 	LR          float64 `json:"lr"`
 	Iterations  int     `json:"iterations"`
 	Seconds     float64 `json:"seconds"`
@@ -160,12 +166,19 @@ func runWorker(o options, resultPath string) error {
 	if err != nil {
 		return err
 	}
+	hook, err := endTimeHook(o, p.model, ctx)
+	if err != nil {
+		return err
+	}
 	tag := fmt.Sprintf("%s-%s", o.Problem, name)
+	if o.T1Policy != "fixed" {
+		tag += fmt.Sprintf("-t1%s-%g", o.T1Policy, o.T1)
+	}
 	csv := filepath.Join(o.Out, tag+".csv")
 	res, err := trainer.Run(p.model, st, p.next, p.eval, trainer.Config{
 		Iterations: o.Iters, Budget: o.Budget, EvalEvery: o.EvalEvery, CSV: csv,
 		CheckpointDir: filepath.Join(o.Out, tag+"-ckpt"), CheckpointEvery: 200, Resume: o.Resume,
-		Progress: o.Progress, Label: fmt.Sprintf("%s lr=%g", name, lr),
+		Progress: o.Progress, Label: fmt.Sprintf("%s lr=%g", name, lr), Hook: hook,
 	})
 	if err != nil {
 		return err
@@ -180,7 +193,11 @@ func runWorker(o options, resultPath string) error {
 		nfeB += float64(r.NFEBwd)
 	}
 	n := float64(max(len(res.Records), 1))
-	out := workerResult{Optimizer: name, LR: lr, Iterations: res.Iterations, Seconds: res.Seconds,
+	t1Final := o.T1
+	if r, ok := p.model.(trainer.T1Reporter); ok {
+		t1Final = r.T1()
+	}
+	out := workerResult{Optimizer: name, T1Policy: o.T1Policy, T1Start: o.T1, T1Final: t1Final, LR: lr, Iterations: res.Iterations, Seconds: res.Seconds,
 		SecPerIter: res.Seconds / float64(max(res.Iterations, 1)), PeakRSSMiB: peakRSSMiB(),
 		FinalLoss: finalLoss, FinalMetric: finalMetric, MetricName: p.model.MetricName(), CSV: csv,
 		NFEForward: nfeF / n, NFEBackward: nfeB / n}
@@ -207,4 +224,67 @@ func peakRSSMiB() float64 {
 		}
 	}
 	return 0
+}
+
+// endTimeHook builds the free-horizon policy (or none for "fixed") as a
+// trainer hook that feeds it each iteration's dL/dt1, gradient and
+// parameters, and moves the model's t1 when the policy updates.
+func endTimeHook(o options, m zoo.Model, ctx *context.Context) (func(int, *zoo.StepResult) error, error) {
+	if o.T1Policy == "fixed" || o.T1Policy == "" {
+		return nil, nil
+	}
+	setter, ok := m.(interface {
+		SetT1(float64)
+		T1() float64
+	})
+	if !ok {
+		return nil, fmt.Errorf("problem %s has no adjustable end time", o.Problem)
+	}
+	// The floor is the default 0.1, or half the starting t1 when that is smaller
+	// (so a run started from an unstable 0.05 really starts there).
+	cfg := freehorizon.Config{LR: o.T1LR, C: o.T1Reg, Every: o.T1Every, Floor: min(freehorizon.DefaultFloor, o.T1/2),
+		Warn: func(msg string) { fmt.Fprintln(os.Stderr, msg) }}
+	var pol freehorizon.Policy
+	var err error
+	switch o.T1Policy {
+	case "baseline":
+		pol, err = freehorizon.NewBaseline(setter.T1(), cfg)
+	case "feedback":
+		pol, err = freehorizon.NewFeedback(setter.T1(), cfg)
+	default:
+		return nil, fmt.Errorf("unknown -t1-policy %q (want fixed, baseline or feedback)", o.T1Policy)
+	}
+	if err != nil {
+		return nil, err
+	}
+	params := m.Params()
+	return func(_ int, res *zoo.StepResult) error {
+		obs := freehorizon.Observation{DLdT: res.DLdT1}
+		if pol.Name() == "feedback" {
+			for _, v := range params {
+				obs.Grad = append(obs.Grad, float32s(res.Grads[v.ScopeAndName()])...)
+				obs.Theta = append(obs.Theta, float32s(v.MustValue())...)
+			}
+		}
+		if pol.Observe(obs) {
+			setter.SetT1(pol.T())
+		}
+		return nil
+	}, nil
+}
+
+// float32s reads a float32 (or float64) tensor as float64 values.
+func float32s(t *tensors.Tensor) []float64 {
+	if t == nil {
+		return nil
+	}
+	if t.DType() == dtypes.Float64 {
+		return tensors.MustCopyFlatData[float64](t)
+	}
+	v := tensors.MustCopyFlatData[float32](t)
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out
 }
