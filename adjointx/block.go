@@ -54,6 +54,8 @@ type Options struct {
 // Backward re-integrates x backwards, so memory is O(1) in the number of
 // solver steps.
 //
+// A Block is not safe for concurrent use.
+//
 // The block reads and creates F's variables in ctx with reuse checks off
 // (ctx.Checked(false)): variables that exist are reused, missing ones are
 // created and initialised on first use.

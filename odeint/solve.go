@@ -40,7 +40,8 @@ func (s *Solution) Final() []*tensors.Tensor { return s.Ys[len(s.Ys)-1] }
 
 // Solver integrates one vector field with one set of options. It keeps its
 // compiled step graphs between calls: solving again with other times, step
-// sizes, tolerances or initial values of the same shapes compiles nothing.
+// sizes or initial values of the same shapes compiles nothing. A Solver is
+// not safe for concurrent use.
 type Solver struct {
 	backend backends.Backend
 	ctx     *context.Context

@@ -14,6 +14,7 @@ package zoo
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX graph code reads best unqualified.
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -124,11 +125,6 @@ func sortedParams(ctx *context.Context, names map[string]bool) []*context.Variab
 			out = append(out, v)
 		}
 	}
-	slices.SortFunc(out, func(a, b *context.Variable) int {
-		if a.ScopeAndName() < b.ScopeAndName() {
-			return -1
-		}
-		return 1
-	})
+	slices.SortFunc(out, func(a, b *context.Variable) int { return strings.Compare(a.ScopeAndName(), b.ScopeAndName()) })
 	return out
 }
