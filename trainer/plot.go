@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image/color"
 	"math"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -38,7 +39,8 @@ func PlotCurves(runs []*Result, series Series, bySeconds bool, title, yLabel, pa
 	if bySeconds {
 		p.X.Label.Text = "wall-clock seconds (training)"
 	}
-	p.Legend.Top = true
+	// Rising curves (accuracy) end at the top right: put the legend below them.
+	p.Legend.Top = !(series == EvalMetric && strings.Contains(yLabel, "accuracy"))
 	for i, r := range runs {
 		var pts plotter.XYs
 		window := max(1, len(r.Records)/100)
