@@ -120,7 +120,7 @@ func (l *Conv2D) Backward(_ *Node, saved any, gy *Node, bp *Backprop) *Node {
 		if s.bVar != nil {
 			zt = withOnes(zt)
 		}
-		bp.addStats(scopeOf(s.wVar), s.wVar, s.bVar, zt, rows, s.ho*s.wo)
+		bp.addStats(s.wVar, s.bVar, zt, rows, s.ho*s.wo)
 	}
 	gp := matMulT(rows, s.w) // [K·B·Ho·Wo, K·K·C]
 	updates := Reshape(gp, kb*s.ho*s.wo*k2, s.c)

@@ -90,7 +90,7 @@ func (bp *Backprop) wantStats() bool { return bp.req.Stats != nil }
 // addStats records a layer's statistics from its homogeneous inputs zt
 // ([B·T, in+1]: rows are samples × locations) and its output cotangents gy
 // (rows [K·B·T, out], copy-major).
-func (bp *Backprop) addStats(layer string, w, b *context.Variable, zt, gy *Node, locations int) {
+func (bp *Backprop) addStats(w, b *context.Variable, zt, gy *Node, locations int) {
 	s := bp.req.Stats
 	rowsPerCopy := bp.Batch * locations
 	g := gy
@@ -102,7 +102,7 @@ func (bp *Backprop) addStats(layer string, w, b *context.Variable, zt, gy *Node,
 	// Per-sample g = Batch·Scale·raw; B = (1/(B·T)) Σ g gᵀ.
 	scale := float64(bp.Batch) * s.Scale * s.Scale
 	bFactor := MulScalar(matTMul(g, g), scale/float64(locations))
-	st := LayerStats{Layer: layer, Weights: w.ScopeAndName(), A: a, B: bFactor, Locations: locations}
+	st := LayerStats{Layer: w.Scope(), Weights: w.ScopeAndName(), A: a, B: bFactor, Locations: locations}
 	if b != nil {
 		st.Bias = b.ScopeAndName()
 	}

@@ -62,13 +62,10 @@ func (l *Linear) Backward(_ *Node, saved any, gy *Node, bp *Backprop) *Node {
 		if s.bVar != nil {
 			zt = withOnes(zt)
 		}
-		bp.addStats(scopeOf(s.wVar), s.wVar, s.bVar, zt, gy, 1)
+		bp.addStats(s.wVar, s.bVar, zt, gy, 1)
 	}
 	if l.ConcatTime {
 		gz = Slice(gz, AxisRange(), AxisRange(0, s.in))
 	}
 	return gz
 }
-
-// scopeOf is the scope holding a layer's variables.
-func scopeOf(v *context.Variable) string { return v.Scope() }

@@ -66,7 +66,7 @@ func (l *ConcatSquashLinear) Backward(t *Node, saved any, gy *Node, bp *Backprop
 		bp.addGrad(k, s.hVar, Mul(tRow, InsertAxes(ReduceSum(gyk, 0), 0)))
 	}
 	if bp.wantStats() {
-		bp.addStats(scopeOf(s.wVar), s.wVar, s.bVar, withOnes(s.x), gh, 1)
+		bp.addStats(s.wVar, s.bVar, withOnes(s.x), gh, 1)
 	}
 	return matMulT(gh, s.w)
 }

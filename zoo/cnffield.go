@@ -89,18 +89,18 @@ func (f *HyperCNF) check(x []*Node) {
 func (f *HyperCNF) Eval(ctx *context.Context, t *Node, x []*Node) []*Node {
 	f.check(x)
 	hf := f.hyper(ctx, t)
-	dz, dlogp, _, _ := f.flow(hf, x[0])
+	dz, dlogp, _, _, _ := f.flow(hf, x[0])
 	return []*Node{dz, dlogp}
 }
 
-// flow returns dz/dt, d logp/dt, tanh(pre) and 1 − tanh²(pre).
-func (f *HyperCNF) flow(hf *hyperForward, z *Node) (dz, dlogp, h, s *Node) {
+// flow returns dz/dt, d logp/dt, tanh(pre), 1 − tanh²(pre) and c_k = u_k·w_k.
+func (f *HyperCNF) flow(hf *hyperForward, z *Node) (dz, dlogp, h, s, c *Node) {
 	pre := Add(DotGeneral(z, []int{1}, nil, hf.wm, []int{1}, nil), InsertAxes(hf.b, 0)) // [B, K]
 	h = Tanh(pre)
 	s = OneMinus(Square(h))
 	inv := 1 / float64(f.Width)
 	dz = MulScalar(Dot(h, hf.u), inv)
-	c := ReduceSum(Mul(hf.wm, hf.u), 1)                     // u_k·w_k, [K]
+	c = ReduceSum(Mul(hf.wm, hf.u), 1)                      // u_k·w_k, [K]
 	dlogp = MulScalar(Dot(s, Reshape(c, f.Width, 1)), -inv) // [B, 1]
 	return
 }
@@ -110,7 +110,7 @@ func (f *HyperCNF) VJP(ctx *context.Context, t *Node, x []*Node, v []*Node, req 
 	f.check(x)
 	hf := f.hyper(ctx, t)
 	z := x[0]
-	dz, dlogp, h, s := f.flow(hf, z)
+	dz, dlogp, h, s, c := f.flow(hf, z)
 	kc, b, k, d := req.Copies, z.Shape().Dimensions[0], f.Width, f.Dim
 	inv := 1 / float64(k)
 	az := Reshape(v[0], kc*b, d) // copies stacked on rows
@@ -121,7 +121,6 @@ func (f *HyperCNF) VJP(ctx *context.Context, t *Node, x []*Node, v []*Node, req 
 		}
 		return Reshape(BroadcastPrefix(m, kc), kc*b, k)
 	}
-	c := ReduceSum(Mul(hf.wm, hf.u), 1)
 	gh := MulScalar(DotGeneral(az, []int{1}, nil, hf.u, []int{1}, nil), inv) // a_z·Uᵀ/K
 	gs := MulScalar(Mul(al, InsertAxes(c, 0)), -inv)                         // −a_l·cᵀ/K
 	hT, sT := tile(h), tile(s)

@@ -213,7 +213,7 @@ func runSweep(o options) error {
 			}
 		}
 		for _, lr := range grid {
-			if lr < o.sweepMin(name) || lr > o.sweepMax(name) {
+			if lo, hi := o.sweepBounds(); lr < lo || lr > hi {
 				continue
 			}
 			r, err := spawn(o, name, lr, fmt.Sprintf("sweep-%s-%s-%g", o.Problem, name, lr))

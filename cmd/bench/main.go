@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,21 +52,12 @@ type options struct {
 	FinalSize  int           `json:"final_size"`
 }
 
-// sweepMin and sweepMax bound the sweep ("lo:hi" for every optimizer).
-func (o options) sweepMin(string) float64 {
-	var lo, hi float64
+// sweepBounds parses -sweep-range ("lo:hi"); without it every rate is in range.
+func (o options) sweepBounds() (lo, hi float64) {
 	if _, err := fmt.Sscanf(o.SweepRange, "%g:%g", &lo, &hi); err != nil {
-		return 0
+		return 0, math.Inf(1)
 	}
-	return lo
-}
-
-func (o options) sweepMax(string) float64 {
-	var lo, hi float64
-	if _, err := fmt.Sscanf(o.SweepRange, "%g:%g", &lo, &hi); err != nil {
-		return 1e9
-	}
-	return hi
+	return lo, hi
 }
 
 // lrFlags holds one learning rate per optimizer ("adam=1e-3,sgd=0.1,snopt=0.01").
