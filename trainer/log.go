@@ -10,7 +10,7 @@ import (
 
 // csvHeader is the per-iteration log's columns.
 var csvHeader = []string{"iter", "seconds", "step_seconds", "loss", "metric", "nfe_forward", "nfe_backward",
-	"stats", "eval_loss", "eval_metric", "t1"}
+	"stats", "eval_loss", "eval_metric", "t1", "dldt1"}
 
 type logFile struct {
 	f *os.File
@@ -52,7 +52,7 @@ func (l *logFile) write(r Record) error {
 	}
 	row := []string{strconv.Itoa(r.Iter), num(r.Seconds), num(r.StepSeconds), num(r.Loss), num(r.Metric),
 		strconv.Itoa(r.NFEForward), strconv.Itoa(r.NFEBwd), strconv.FormatBool(r.Stats), num(r.EvalLoss),
-		num(r.EvalMet), num(r.T1)}
+		num(r.EvalMet), num(r.T1), num(r.DLdT1)}
 	if err := l.w.Write(row); err != nil {
 		return err
 	}
@@ -87,15 +87,19 @@ func ReadCSV(path string) ([]Record, error) {
 		return v
 	}
 	for i, row := range rows {
-		if i == 0 || len(row) < len(csvHeader) {
+		if i == 0 || len(row) < len(csvHeader)-1 {
 			continue
+		}
+		dldt1 := math.NaN()
+		if len(row) >= len(csvHeader) {
+			dldt1 = parse(row[11])
 		}
 		it, _ := strconv.Atoi(row[0])
 		nf, _ := strconv.Atoi(row[5])
 		nb, _ := strconv.Atoi(row[6])
 		out = append(out, Record{Iter: it, Seconds: parse(row[1]), StepSeconds: parse(row[2]), Loss: parse(row[3]),
 			Metric: parse(row[4]), NFEForward: nf, NFEBwd: nb, Stats: row[7] == "true", EvalLoss: parse(row[8]),
-			EvalMet: parse(row[9]), T1: parse(row[10])})
+			EvalMet: parse(row[9]), T1: parse(row[10]), DLdT1: dldt1})
 	}
 	return out, nil
 }

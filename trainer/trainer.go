@@ -60,6 +60,7 @@ type Record struct {
 	Stats              bool    // a refresh (statistics) iteration
 	EvalLoss, EvalMet  float64 // NaN unless evaluated at this iteration
 	T1                 float64 // the integration end time (free horizon)
+	DLdT1              float64 // dL/dt1 of this iteration's batch (NaN when the model has no end time)
 }
 
 // Result summarises a run.
@@ -148,9 +149,9 @@ func Run(m zoo.Model, st *snoptx.Stepper, next func() *zoo.Batch, eval Evaluator
 		res.Iterations++
 		rec := Record{Iter: res.Iterations, Seconds: res.Seconds, StepSeconds: elapsed, Loss: step.Loss,
 			Metric: step.Metric, NFEForward: step.NFEForward, NFEBwd: step.NFEBackward, Stats: stats,
-			EvalLoss: math.NaN(), EvalMet: math.NaN(), T1: math.NaN()}
+			EvalLoss: math.NaN(), EvalMet: math.NaN(), T1: math.NaN(), DLdT1: math.NaN()}
 		if r, ok := m.(T1Reporter); ok {
-			rec.T1 = r.T1()
+			rec.T1, rec.DLdT1 = r.T1(), step.DLdT1
 		}
 		last := done()
 		if eval != nil && ((cfg.EvalEvery > 0 && res.Iterations%cfg.EvalEvery == 0) || last) {
