@@ -89,6 +89,20 @@ type Policy interface {
 	Observe(o Observation) (updated bool)
 	// Skipped counts updates skipped for non-finite statistics.
 	Skipped() int
+	// Last describes the most recent update (zero before the first).
+	Last() Update
+}
+
+// Update describes one change of T and the statistics behind it.
+type Update struct {
+	// From and To are T before and after the update.
+	From, To float64
+	// QT is the averaged Q_T = c·T + EMA(dL/dT); QTT is Q_TT = c + EMA((dL/dT)²)
+	// (the baseline leaves it 0); Feedback is Q_Tu·δθ (feedback only).
+	QT, QTT, Feedback float64
+	// Limited reports that the step was cut to |ΔT| ≤ T/2 + Floor or
+	// raised to the floor.
+	Limited bool
 }
 
 // ema is an exponential moving average with bias correction.
@@ -134,10 +148,22 @@ type base struct {
 	t       float64
 	count   int
 	skipped int
+	last    Update
 }
 
 func (b *base) T() float64   { return b.t }
 func (b *base) Skipped() int { return b.skipped }
+func (b *base) Last() Update { return b.last }
+
+// move applies a proposed next T within the step limit and the floor, and
+// records the update.
+func (b *base) move(next float64, u Update) {
+	u.From = b.t
+	b.t = clampT(limitStep(b.t, next, b.cfg.Floor), b.cfg.Floor)
+	u.To = b.t
+	u.Limited = b.t != next
+	b.last = u
+}
 
 // skip reports a skipped update.
 func (b *base) skip(format string, args ...any) {
@@ -176,12 +202,13 @@ func (p *baseline) Observe(o Observation) bool {
 	if p.count%p.cfg.Every != 0 {
 		return false
 	}
-	next := p.t - p.cfg.LR*(p.grad.value()+p.cfg.C*p.t)
+	qT := p.grad.value() + p.cfg.C*p.t
+	next := p.t - p.cfg.LR*qT
 	if !finite(next) {
 		p.skip("step gives T = %g", next)
 		return false
 	}
-	p.t = clampT(limitStep(p.t, next, p.cfg.Floor), p.cfg.Floor)
+	p.move(next, Update{QT: qT})
 	return true
 }
 
@@ -253,6 +280,6 @@ func (p *feedback) Observe(o Observation) bool {
 		p.skip("step gives T = %g", next)
 		return false
 	}
-	p.t = clampT(limitStep(p.t, next, p.cfg.Floor), p.cfg.Floor)
+	p.move(next, Update{QT: qT, QTT: qTT, Feedback: feedbackTerm})
 	return true
 }

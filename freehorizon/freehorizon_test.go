@@ -137,4 +137,26 @@ func TestFeedbackTermUsesParameterChange(t *testing.T) {
 	// Q_T = 1·2 + 0.5, Q_TT = 1 + 0.25, Q_Tu·δθ = 0.5·(1·0.1 + 2·(−0.2)) = −0.15.
 	want := 2 - 0.5*(2.5-0.15)/1.25
 	assert.InDelta(t, want, pol.T(), 1e-9)
+	u := pol.Last()
+	assert.Equal(t, 2.0, u.From)
+	assert.InDelta(t, want, u.To, 1e-12)
+	assert.InDelta(t, 2.5, u.QT, 1e-9)
+	assert.InDelta(t, 1.25, u.QTT, 1e-9)
+	assert.InDelta(t, -0.15, u.Feedback, 1e-9)
+	assert.False(t, u.Limited)
+}
+
+// TestUpdateLimit: one update moves T by at most T/2 + Floor, and Last says so.
+func TestUpdateLimit(t *testing.T) {
+	for _, mk := range []func(float64, Config) (Policy, error){NewFeedback, NewBaseline} {
+		pol, err := mk(1, Config{LR: 1, C: 0.01, Every: 1, Floor: 0.1, Decay: 1e-12})
+		require.NoError(t, err)
+		// Both propose ΔT ≈ −1 (Q_T ≈ Q_TT ≈ 1.01); the limit is 1/2 + 0.1.
+		require.True(t, pol.Observe(Observation{DLdT: 1, Grad: []float64{0}, Theta: []float64{0}}))
+		u := pol.Last()
+		assert.InDelta(t, 0.4, pol.T(), 1e-12, pol.Name())
+		assert.True(t, u.Limited, pol.Name())
+		assert.Equal(t, 1.0, u.From)
+		assert.Equal(t, pol.T(), u.To)
+	}
 }

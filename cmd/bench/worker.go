@@ -258,7 +258,7 @@ func endTimeHook(o options, m zoo.Model, ctx *context.Context) (func(int, *zoo.S
 		return nil, err
 	}
 	params := m.Params()
-	return func(_ int, res *zoo.StepResult) error {
+	return func(iter int, res *zoo.StepResult) error {
 		obs := freehorizon.Observation{DLdT: res.DLdT1}
 		if pol.Name() == "feedback" {
 			for _, v := range params {
@@ -267,6 +267,9 @@ func endTimeHook(o options, m zoo.Model, ctx *context.Context) (func(int, *zoo.S
 			}
 		}
 		if pol.Observe(obs) {
+			u := pol.Last()
+			fmt.Fprintf(os.Stderr, "t1 %s at iteration %d: %.4f → %.4f (Q_T %.4g, Q_TT %.4g, Q_Tu·δθ %.4g, limited %v)\n",
+				pol.Name(), iter, u.From, u.To, u.QT, u.QTT, u.Feedback, u.Limited)
 			setter.SetT1(pol.T())
 		}
 		return nil
