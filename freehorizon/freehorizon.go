@@ -10,7 +10,7 @@
 // adjoint pass (adjointx.Gradients.T1 and .Params). Two policies update T
 // every Every iterations from exponential moving averages of these:
 //
-//	Feedback (eq. 16):  T ← T − η·Q_TT⁻¹(Q_T + Q_Tu·δθ), δθ the θ change since the last T update
+//	Feedback (eq. 16):  T ← T − η·Q_TT⁻¹(Q_T + Q_Tu·δθ), δθ this iteration's θ change
 //	Baseline (Massaroli et al. 2020):  T ← T − η·(dL/dT + c·T)
 //
 // T never falls below Floor and never becomes NaN: a non-finite statistic
@@ -229,7 +229,7 @@ type feedback struct {
 	base
 	scale, scale2 ema       // Φ_xᵀF̄ and (Φ_xᵀF̄)²
 	qTu           []float64 // EMA of Q_Tu = (Φ_xᵀF̄)·Q_u (bias-corrected by scale's weight)
-	thetaRef      []float64 // θ at the last T update
+	thetaRef      []float64 // θ at the previous observation
 }
 
 func (p *feedback) Name() string { return "feedback" }
@@ -261,9 +261,12 @@ func (p *feedback) Observe(o Observation) bool {
 	}
 	p.count++
 	if p.count%p.cfg.Every != 0 {
+		copy(p.thetaRef, o.Theta)
 		return false
 	}
-	// Q_T = c·T + Φ_xᵀF̄, Q_TT = c + (Φ_xᵀF̄)², Q_Tu·δθ with δθ = θ − θ_ref.
+	// Q_T = c·T + Φ_xᵀF̄, Q_TT = c + (Φ_xᵀF̄)², Q_Tu·δθ with δθ the change
+	// the θ-optimizer made in this iteration (θ now − θ at the previous
+	// observation), as the control update δu of the same stage in eq. (16).
 	qT := p.cfg.C*p.t + p.scale.value()
 	qTT := p.cfg.C + p.scale2.value()
 	feedbackTerm := 0.0

@@ -1,0 +1,27 @@
+package main
+
+import (
+	"math"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/snopt-go/snopt/trainer"
+)
+
+// TestSummarizeT1: mean t1, first recovered iteration and the tail loss of a
+// small log, against sums written out by hand.
+func TestSummarizeT1(t *testing.T) {
+	var recs []trainer.Record
+	for i := 1; i <= 30; i++ {
+		t1 := 0.05 * float64(i) // reaches 0.5 at iteration 10
+		recs = append(recs, trainer.Record{Iter: i, T1: t1, Loss: float64(i)})
+	}
+	s := summarizeT1(recs)
+	assert.InDelta(t, 0.05*31/2, s.meanT1, 1e-12) // mean of 0.05·i over 1..30
+	assert.Equal(t, 10, s.firstRecovered)
+	assert.InDelta(t, 20.5, s.lastLoss, 1e-12) // mean of 11..30
+	never := summarizeT1(recs[:5])
+	assert.Equal(t, 0, never.firstRecovered)
+	assert.True(t, math.IsNaN(summarizeT1(nil).meanT1))
+}
