@@ -38,7 +38,12 @@ const (
 type Config struct {
 	// LR is η (required, > 0).
 	LR float64
-	// C is the penalty c of (c/2)·T² (≥ 0).
+	// C is the penalty c of (c/2)·T² (≥ 0), in units of the loss per T².
+	// Where the other statistics settle, T sits near T* = −EMA(dL/dT)/c, so
+	// c sets how much loss a shorter horizon may cost. DLdT is the derivative
+	// of the batch-mean loss; code that divides it by the batch size B
+	// (as the paper's reference implementation does) has the same T* with
+	// c/B in place of c.
 	C float64
 	// Every is the update period in iterations; 0 means DefaultEvery.
 	Every int

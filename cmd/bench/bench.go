@@ -242,8 +242,9 @@ func better(a, b *workerResult) bool {
 	return a.FinalMetric < b.FinalMetric
 }
 
-// recoveredT1 is the end time Table 3 counts as recovered from a small start.
-const recoveredT1 = 0.5
+// recoveredT1 is the end time Table 3 counts as recovered from a small start
+// (runs started at or above it report n/a).
+const recoveredT1 = 0.4
 
 // t1Summary condenses one Table 3 run's log.
 type t1Summary struct {
@@ -314,7 +315,9 @@ func runTable3(o options) error {
 	for i, r := range results {
 		sum := summarizeT1(logs[i])
 		first := "–"
-		if sum.firstRecovered > 0 {
+		if r.T1Start >= recoveredT1 {
+			first = "n/a"
+		} else if sum.firstRecovered > 0 {
 			first = fmt.Sprint(sum.firstRecovered)
 		}
 		fmt.Fprintf(&b, "| %s | %g | %.3f | %.3f | %s | %.0f/%.0f | %.4f | %.1f%% | %.4f |\n", r.T1Policy, r.T1Start, r.T1Final,

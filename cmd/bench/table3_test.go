@@ -14,12 +14,12 @@ import (
 func TestSummarizeT1(t *testing.T) {
 	var recs []trainer.Record
 	for i := 1; i <= 30; i++ {
-		t1 := 0.05 * float64(i) // reaches 0.5 at iteration 10
+		t1 := 0.025 * float64(i) // reaches 0.4 at iteration 16
 		recs = append(recs, trainer.Record{Iter: i, T1: t1, Loss: float64(i)})
 	}
 	s := summarizeT1(recs)
-	assert.InDelta(t, 0.05*31/2, s.meanT1, 1e-12) // mean of 0.05·i over 1..30
-	assert.Equal(t, 10, s.firstRecovered)
+	assert.InDelta(t, 0.025*31/2, s.meanT1, 1e-12) // mean of 0.025·i over 1..30
+	assert.Equal(t, 16, s.firstRecovered)
 	assert.InDelta(t, 20.5, s.lastLoss, 1e-12) // mean of 11..30
 	never := summarizeT1(recs[:5])
 	assert.Equal(t, 0, never.firstRecovered)
