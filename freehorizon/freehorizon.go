@@ -47,6 +47,11 @@ type Config struct {
 	C float64
 	// Every is the update period in iterations; 0 means DefaultEvery.
 	Every int
+	// Warmup is the number of iterations observed before updates start
+	// (the first update comes Every iterations after it). Early in training
+	// dL/dT is near zero because the flow is barely used yet, which makes
+	// T* = −dL/dT / c look tiny; 0 means no warm-up.
+	Warmup int
 	// Floor is the smallest T; 0 means DefaultFloor.
 	Floor float64
 	// Decay is the moving averages' factor; 0 means DefaultDecay.
@@ -56,7 +61,7 @@ type Config struct {
 }
 
 func (c *Config) resolve() error {
-	if !(c.LR > 0) || c.C < 0 || math.IsNaN(c.C) || c.Every < 0 || c.Floor < 0 || c.Decay < 0 || c.Decay >= 1 {
+	if !(c.LR > 0) || c.C < 0 || math.IsNaN(c.C) || c.Every < 0 || c.Warmup < 0 || c.Floor < 0 || c.Decay < 0 || c.Decay >= 1 {
 		return fmt.Errorf("%w: %+v", ErrInvalid, *c)
 	}
 	if c.Every == 0 {
@@ -156,6 +161,13 @@ type base struct {
 	last    Update
 }
 
+// due counts one observation and reports whether it is an update iteration.
+func (b *base) due() bool {
+	b.count++
+	n := b.count - b.cfg.Warmup
+	return n > 0 && n%b.cfg.Every == 0
+}
+
 func (b *base) T() float64   { return b.t }
 func (b *base) Skipped() int { return b.skipped }
 func (b *base) Last() Update { return b.last }
@@ -203,8 +215,7 @@ func (p *baseline) Observe(o Observation) bool {
 		return false
 	}
 	p.grad.add(o.DLdT)
-	p.count++
-	if p.count%p.cfg.Every != 0 {
+	if !p.due() {
 		return false
 	}
 	qT := p.grad.value() + p.cfg.C*p.t
@@ -264,8 +275,7 @@ func (p *feedback) Observe(o Observation) bool {
 	for i, g := range o.Grad {
 		p.qTu[i] = d*p.qTu[i] + (1-d)*o.DLdT*g
 	}
-	p.count++
-	if p.count%p.cfg.Every != 0 {
+	if !p.due() {
 		copy(p.thetaRef, o.Theta)
 		return false
 	}

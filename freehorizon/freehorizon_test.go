@@ -160,3 +160,21 @@ func TestUpdateLimit(t *testing.T) {
 		assert.Equal(t, pol.T(), u.To)
 	}
 }
+
+// TestWarmup: with Warmup W and Every E the updates come at observations
+// W+E, W+2E, ...; the statistics of the warm-up still enter the averages.
+func TestWarmup(t *testing.T) {
+	for _, mk := range []func(float64, Config) (Policy, error){NewFeedback, NewBaseline} {
+		pol, err := mk(1, Config{LR: 0.1, C: 0.1, Every: 3, Warmup: 5})
+		require.NoError(t, err)
+		var at []int
+		for i := 1; i <= 14; i++ {
+			if pol.Observe(Observation{DLdT: -0.2, Grad: []float64{1}, Theta: []float64{0}}) {
+				at = append(at, i)
+			}
+		}
+		assert.Equal(t, []int{8, 11, 14}, at, pol.Name())
+	}
+	_, err := NewFeedback(1, Config{LR: 1, Warmup: -1})
+	assert.ErrorIs(t, err, ErrInvalid)
+}

@@ -310,7 +310,7 @@ func runTable3(o options) error {
 	}
 	ref := results[0].Seconds
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n## Table 3 analogue — %s, Adam, %d iterations, t1 policy lr %g, c %g, every %d\n\n", o.Problem, o.Iters, o.T1LR, o.T1Reg, o.T1Every)
+	fmt.Fprintf(&b, "\n## Table 3 analogue — %s, Adam, %d iterations, t1 policy lr %g, c %g, every %d, warm-up %d\n\n", o.Problem, o.Iters, o.T1LR, o.T1Reg, o.T1Every, o.T1Warmup)
 	fmt.Fprintf(&b, "| t1 policy | t1 start | t1 final | mean t1 | first iter t1 ≥ %g | NFE fwd/bwd | train loss (last 20 it) | train time (%% of fixed t1=1) | test accuracy |\n|---|---|---|---|---|---|---|---|---|\n", recoveredT1)
 	for i, r := range results {
 		sum := summarizeT1(logs[i])

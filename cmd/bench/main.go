@@ -43,6 +43,7 @@ type options struct {
 	T1LR       float64       `json:"t1_lr"`
 	T1Reg      float64       `json:"t1_reg"`
 	T1Every    int           `json:"t1_every"`
+	T1Warmup   int           `json:"t1_warmup"`
 	Tol        float64       `json:"tol"`
 	Data       string        `json:"data"`
 	Progress   bool          `json:"progress"`
@@ -104,6 +105,7 @@ func main() {
 	flag.Float64Var(&o.T1LR, "t1-lr", 0.5, "end-time learning rate η")
 	flag.Float64Var(&o.T1Reg, "t1-reg", 0.15, "end-time penalty c of (c/2)·t1² (loss units; t1 settles near −dL/dt1 / c)")
 	flag.IntVar(&o.T1Every, "t1-every", 20, "update t1 every N iterations")
+	flag.IntVar(&o.T1Warmup, "t1-warmup", 0, "iterations before t1 updates start")
 	flag.Float64Var(&o.Tol, "tol", 0, "ODE solver rtol = atol (0: per problem)")
 	flag.StringVar(&o.Data, "data", "", "MNIST idx folder (default: the GoMNIST module's)")
 	flag.BoolVar(&o.Progress, "progress", true, "show a progress bar")
@@ -143,7 +145,7 @@ func spawn(o options, optimizer string, lr float64, tag string) (*workerResult, 
 		"-eval-every", fmt.Sprint(o.EvalEvery), "-out", o.Out, "-seed", fmt.Sprint(o.Seed),
 		"-lr", fmt.Sprintf("%s=%g", optimizer, lr), "-wd", fmt.Sprint(o.WD), "-refresh", fmt.Sprint(o.RefreshK),
 		"-t1", fmt.Sprint(o.T1), "-t1-policy", o.T1Policy, "-t1-lr", fmt.Sprint(o.T1LR),
-		"-t1-reg", fmt.Sprint(o.T1Reg), "-t1-every", fmt.Sprint(o.T1Every), "-tol", fmt.Sprint(o.Tol), "-data", o.Data, "-sweep-range", o.SweepRange, "-final-size", fmt.Sprint(o.FinalSize),
+		"-t1-reg", fmt.Sprint(o.T1Reg), "-t1-every", fmt.Sprint(o.T1Every), "-t1-warmup", fmt.Sprint(o.T1Warmup), "-tol", fmt.Sprint(o.Tol), "-data", o.Data, "-sweep-range", o.SweepRange, "-final-size", fmt.Sprint(o.FinalSize),
 		fmt.Sprintf("-progress=%v", o.Progress), fmt.Sprintf("-resume=%v", o.Resume), "-worker", resultPath,
 	}
 	if o.Budget > 0 {

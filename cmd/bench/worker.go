@@ -242,7 +242,7 @@ func endTimeHook(o options, m zoo.Model, ctx *context.Context) (func(int, *zoo.S
 	}
 	// The floor is the default 0.1, or half the starting t1 when that is smaller
 	// (so a run started from an unstable 0.05 really starts there).
-	cfg := freehorizon.Config{LR: o.T1LR, C: o.T1Reg, Every: o.T1Every, Floor: min(freehorizon.DefaultFloor, o.T1/2),
+	cfg := freehorizon.Config{LR: o.T1LR, C: o.T1Reg, Every: o.T1Every, Warmup: o.T1Warmup, Floor: min(freehorizon.DefaultFloor, o.T1/2),
 		Warn: func(msg string) { fmt.Fprintln(os.Stderr, msg) }}
 	var pol freehorizon.Policy
 	var err error
