@@ -25,3 +25,17 @@ func TestSummarizeT1(t *testing.T) {
 	assert.Equal(t, 0, never.firstRecovered)
 	assert.True(t, math.IsNaN(summarizeT1(nil).meanT1))
 }
+
+// TestRunTagsDistinct: every Table 3 configuration gets its own log and
+// checkpoint name, and the plain run keeps the short one.
+func TestRunTagsDistinct(t *testing.T) {
+	seen := map[string]bool{}
+	for _, policy := range []string{"fixed", "baseline", "feedback"} {
+		for _, t1 := range []float64{1, 0.05} {
+			tag := runTag(options{Problem: "mnist", T1Policy: policy, T1: t1}, "adam")
+			assert.False(t, seen[tag], "tag %s used twice", tag)
+			seen[tag] = true
+		}
+	}
+	assert.Equal(t, "mnist-adam", runTag(options{Problem: "mnist", T1Policy: "fixed", T1: 1}, "adam"))
+}

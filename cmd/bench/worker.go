@@ -170,10 +170,7 @@ func runWorker(o options, resultPath string) error {
 	if err != nil {
 		return err
 	}
-	tag := fmt.Sprintf("%s-%s", o.Problem, name)
-	if o.T1Policy != "fixed" {
-		tag += fmt.Sprintf("-t1%s-%g", o.T1Policy, o.T1)
-	}
+	tag := runTag(o, name)
 	csv := filepath.Join(o.Out, tag+".csv")
 	res, err := trainer.Run(p.model, st, p.next, p.eval, trainer.Config{
 		Iterations: o.Iters, Budget: o.Budget, EvalEvery: o.EvalEvery, CSV: csv,
@@ -290,4 +287,19 @@ func float32s(t *tensors.Tensor) []float64 {
 		out[i] = float64(x)
 	}
 	return out
+}
+
+// runTag names one run's CSV log and checkpoint folder: problem and
+// optimizer, plus the t1 policy and start whenever they differ from a fixed
+// t1 = 1, so that runs sharing an output folder never overwrite each other.
+func runTag(o options, name string) string {
+	tag := fmt.Sprintf("%s-%s", o.Problem, name)
+	if (o.T1Policy != "fixed" && o.T1Policy != "") || o.T1 != 1 {
+		policy := o.T1Policy
+		if policy == "" {
+			policy = "fixed"
+		}
+		tag += fmt.Sprintf("-t1%s-%g", policy, o.T1)
+	}
+	return tag
 }
