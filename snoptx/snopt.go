@@ -12,6 +12,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/snopt-go/snopt/adjointx"
+	"github.com/snopt-go/snopt/internal/hostval"
 )
 
 // Defaults of the paper's official code (App. A.4).
@@ -286,15 +287,8 @@ func (o *snopt) Clear(ctx *context.Context) error {
 func eigen(t *tensors.Tensor) ([]float64, []float64, error) {
 	d := t.Shape().Dimensions
 	n := d[0]
-	vals := make([]float64, n*n)
-	switch t.DType() {
-	case dtypes.Float64:
-		copy(vals, tensors.MustCopyFlatData[float64](t))
-	case dtypes.Float32:
-		for i, v := range tensors.MustCopyFlatData[float32](t) {
-			vals[i] = float64(v)
-		}
-	default:
+	vals, err := hostval.Float64s(t)
+	if err != nil {
 		return nil, nil, invalidf("factor dtype %s", t.DType())
 	}
 	sym := mat.NewSymDense(n, nil)

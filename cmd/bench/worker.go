@@ -10,12 +10,11 @@ import (
 	"strings"
 
 	"github.com/gomlx/gomlx/backends"
-	"github.com/gomlx/gomlx/pkg/core/dtypes"
-	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"github.com/snopt-go/snopt/backend"
 	"github.com/snopt-go/snopt/freehorizon"
+	"github.com/snopt-go/snopt/internal/hostval"
 	"github.com/snopt-go/snopt/odeint"
 	"github.com/snopt-go/snopt/snoptx"
 	"github.com/snopt-go/snopt/trainer"
@@ -259,8 +258,18 @@ func endTimeHook(o options, m zoo.Model, ctx *context.Context) (func(int, *zoo.S
 		obs := freehorizon.Observation{DLdT: res.DLdT1}
 		if pol.Name() == "feedback" {
 			for _, v := range params {
-				obs.Grad = append(obs.Grad, float32s(res.Grads[v.ScopeAndName()])...)
-				obs.Theta = append(obs.Theta, float32s(v.MustValue())...)
+				var gv []float64
+				if g := res.Grads[v.ScopeAndName()]; g != nil {
+					var err error
+					if gv, err = hostval.Float64s(g); err != nil {
+						return fmt.Errorf("gradient of %s: %w", v.ScopeAndName(), err)
+					}
+				}
+				tv, err := hostval.Float64s(v.MustValue())
+				if err != nil {
+					return fmt.Errorf("parameter %s: %w", v.ScopeAndName(), err)
+				}
+				obs.Grad, obs.Theta = append(obs.Grad, gv...), append(obs.Theta, tv...)
 			}
 		}
 		if pol.Observe(obs) {
@@ -271,22 +280,6 @@ func endTimeHook(o options, m zoo.Model, ctx *context.Context) (func(int, *zoo.S
 		}
 		return nil
 	}, nil
-}
-
-// float32s reads a float32 (or float64) tensor as float64 values.
-func float32s(t *tensors.Tensor) []float64 {
-	if t == nil {
-		return nil
-	}
-	if t.DType() == dtypes.Float64 {
-		return tensors.MustCopyFlatData[float64](t)
-	}
-	v := tensors.MustCopyFlatData[float32](t)
-	out := make([]float64, len(v))
-	for i, x := range v {
-		out[i] = float64(x)
-	}
-	return out
 }
 
 // runTag names one run's CSV log and checkpoint folder: problem and
