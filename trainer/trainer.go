@@ -45,8 +45,9 @@ type Config struct {
 	Out io.Writer
 	// Label names the run in logs (e.g. the optimizer).
 	Label string
-	// Hook, when set, runs after every update (e.g. a free-horizon policy);
-	// an error stops training.
+	// Hook, when set, runs after every update (e.g. a free-horizon policy)
+	// with the iteration just done, numbered from 1 as in the log; an error
+	// stops training.
 	Hook func(iter int, res *zoo.StepResult) error
 }
 
@@ -140,7 +141,7 @@ func Run(m zoo.Model, st *snoptx.Stepper, next func() *zoo.Batch, eval Evaluator
 			return res, fmt.Errorf("trainer: %s update %d: %w", cfg.Label, res.Iterations, err)
 		}
 		if cfg.Hook != nil {
-			if err := cfg.Hook(res.Iterations, step); err != nil {
+			if err := cfg.Hook(res.Iterations+1, step); err != nil {
 				return res, err
 			}
 		}

@@ -71,10 +71,15 @@ func next() *zoo.Batch { return &zoo.Batch{Size: 1} }
 func TestRunLogsAndEvaluates(t *testing.T) {
 	m, st := setup(t, 0)
 	csv := filepath.Join(t.TempDir(), "log.csv")
+	var hooked []int
+	hook := func(iter int, _ *zoo.StepResult) error { hooked = append(hooked, iter); return nil }
 	res, err := Run(m, st, next, func() (float64, float64, error) { return m.Evaluate(nil) },
-		Config{Iterations: 10, EvalEvery: 5, CSV: csv, Label: "sgd"})
+		Config{Iterations: 10, EvalEvery: 5, CSV: csv, Label: "sgd", Hook: hook})
 	require.NoError(t, err)
 	assert.Equal(t, 10, res.Iterations)
+	for i, r := range res.Records {
+		assert.Equal(t, r.Iter, hooked[i], "the hook numbers iterations as the log does")
+	}
 	assert.Less(t, res.Records[9].Loss, res.Records[0].Loss)
 	recs, err := ReadCSV(csv)
 	require.NoError(t, err)
