@@ -2,9 +2,13 @@ package main
 
 import (
 	"math"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/snopt-go/snopt/trainer"
 )
@@ -38,4 +42,33 @@ func TestRunTagsDistinct(t *testing.T) {
 		}
 	}
 	assert.Equal(t, "mnist-adam", runTag(options{Problem: "mnist", T1Policy: "fixed", T1: 1}, "adam"))
+}
+
+// TestTimeToTarget: Adam's last periodic accuracy is the target; each
+// optimizer's time is the first evaluation at or above it, as a ratio to
+// Adam's own first time there.
+func TestTimeToTarget(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, rows ...string) string {
+		path := filepath.Join(dir, name+".csv")
+		body := "iter,seconds,step_seconds,loss,metric,nfe_forward,nfe_backward,stats,eval_loss,eval_metric,t1,dldt1\n" +
+			strings.Join(rows, "\n") + "\n"
+		require.NoError(t, os.WriteFile(path, []byte(body), 0o644))
+		return path
+	}
+	// Adam: 0.5 at 10 s, 0.8 at 20 s, 0.7 at 30 s (last) → target 0.7, first reached at 20 s.
+	adam := write("adam", "1,10,10,1,0,1,1,false,1,0.5,1,", "2,20,10,1,0,1,1,false,1,0.8,1,", "3,30,10,1,0,1,1,false,1,0.7,1,")
+	// SNOpt reaches exactly 0.7 at 5 s (at or above counts); SGD never does.
+	snopt := write("snopt", "1,5,5,1,0,1,1,false,1,0.7,1,")
+	sgd := write("sgd", "1,40,40,1,0,1,1,false,1,0.6,1,")
+	out := timeToTarget([]*workerResult{
+		{Optimizer: "adam", MetricName: "accuracy", CSV: adam},
+		{Optimizer: "snopt", MetricName: "accuracy", CSV: snopt},
+		{Optimizer: "sgd", MetricName: "accuracy", CSV: sgd},
+	})
+	assert.Contains(t, out, "(0.7000)")
+	assert.Contains(t, out, "| adam | 20.0 | 1.00 |")
+	assert.Contains(t, out, "| snopt | 5.0 | 0.25 |")
+	assert.Contains(t, out, "| sgd | not reached | – |")
+	assert.Empty(t, timeToTarget([]*workerResult{{Optimizer: "snopt", CSV: snopt}}), "no Adam run, no table")
 }
