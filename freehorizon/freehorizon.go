@@ -13,6 +13,10 @@
 //	Feedback (eq. 16):  T ← T − η·Q_TT⁻¹(Q_T + Q_Tu·δθ), δθ this iteration's θ change
 //	Baseline (Massaroli et al. 2020):  T ← T − η·(dL/dT + c·T)
 //
+// Q_u and δθ belong to the ODE's own parameters (the controls u of eq. 6):
+// for layers before the block the paper's δx term, which it drops, would
+// apply, and layers after it enter Φ itself.
+//
 // T never falls below Floor and never becomes NaN: a non-finite statistic
 // skips the update (and is reported through Warn), and one update moves T by
 // at most T/2 + Floor.
@@ -33,6 +37,42 @@ const (
 	DefaultFloor = 0.1
 	DefaultDecay = 0.9
 )
+
+// Curvature selects how the feedback policy estimates the Gauss–Newton term
+// (Φ_xᵀF̄)² of Q_TT from per-iteration values of dL/dT.
+type Curvature int
+
+const (
+	// SquaredMean uses (EMA of dL/dT)², the Gauss–Newton term of the
+	// averaged loss. It is the default: a mini-batch's dL/dT is noisy (on
+	// MNIST its spread is 5–10× its mean), and the mean of squares would add
+	// that variance to Q_TT and shrink every step.
+	SquaredMean Curvature = iota
+	// MeanSquare uses the EMA of (dL/dT)², i.e. keeps the moving average of
+	// Q_TT itself, as App. A.3 does; it includes the mini-batch variance.
+	MeanSquare
+)
+
+// String names the estimate as the bench's flag spells it.
+func (c Curvature) String() string {
+	switch c {
+	case SquaredMean:
+		return "squared-mean"
+	case MeanSquare:
+		return "mean-square"
+	}
+	return fmt.Sprintf("Curvature(%d)", int(c))
+}
+
+// ParseCurvature reads "squared-mean" or "mean-square".
+func ParseCurvature(s string) (Curvature, error) {
+	for _, c := range []Curvature{SquaredMean, MeanSquare} {
+		if c.String() == s {
+			return c, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: curvature %q (want squared-mean or mean-square)", ErrInvalid, s)
+}
 
 // Config configures a policy; zero values mean defaults where noted.
 type Config struct {
@@ -56,12 +96,16 @@ type Config struct {
 	Floor float64
 	// Decay is the moving averages' factor; 0 means DefaultDecay.
 	Decay float64
+	// Curvature selects the feedback policy's estimate of (Φ_xᵀF̄)² in Q_TT;
+	// the zero value is SquaredMean.
+	Curvature Curvature
 	// Warn, when set, receives a message when an update is skipped.
 	Warn func(msg string)
 }
 
 func (c *Config) resolve() error {
-	if !(c.LR > 0) || c.C < 0 || math.IsNaN(c.C) || c.Every < 0 || c.Warmup < 0 || c.Floor < 0 || c.Decay < 0 || c.Decay >= 1 {
+	if !(c.LR > 0) || c.C < 0 || math.IsNaN(c.C) || c.Every < 0 || c.Warmup < 0 || c.Floor < 0 || c.Decay < 0 || c.Decay >= 1 ||
+		(c.Curvature != SquaredMean && c.Curvature != MeanSquare) {
 		return fmt.Errorf("%w: %+v", ErrInvalid, *c)
 	}
 	if c.Every == 0 {
@@ -107,8 +151,9 @@ type Policy interface {
 type Update struct {
 	// From and To are T before and after the update.
 	From, To float64
-	// QT is the averaged Q_T = c·T + EMA(dL/dT); QTT is Q_TT = c + EMA((dL/dT)²)
-	// (the baseline leaves it 0); Feedback is Q_Tu·δθ (feedback only).
+	// QT is the averaged Q_T = c·T + EMA(dL/dT); QTT is Q_TT = c + EMA(dL/dT)²
+	// or c + EMA((dL/dT)²) (see Curvature; the baseline leaves it 0);
+	// Feedback is Q_Tu·δθ (feedback only).
 	QT, QTT, Feedback float64
 	// Limited reports that the step was cut to |ΔT| ≤ T/2 + Floor or
 	// raised to the floor.
@@ -283,7 +328,11 @@ func (p *feedback) Observe(o Observation) bool {
 	// the θ-optimizer made in this iteration (θ now − θ at the previous
 	// observation), as the control update δu of the same stage in eq. (16).
 	qT := p.cfg.C*p.t + p.scale.value()
-	qTT := p.cfg.C + p.scale2.value()
+	gn := p.scale2.value()
+	if p.cfg.Curvature == SquaredMean {
+		gn = p.scale.value() * p.scale.value()
+	}
+	qTT := p.cfg.C + gn
 	feedbackTerm := 0.0
 	for i := range p.qTu {
 		feedbackTerm += p.qTu[i] / p.scale.w * (o.Theta[i] - p.thetaRef[i])

@@ -47,7 +47,9 @@ type Classifier struct {
 	headStep    [2]*context.Exec
 	headEval    *context.Exec
 	params      []*context.Variable
+	odeParams   []*context.Variable
 	paramsKnown map[string]bool
+	odeKnown    map[string]bool
 }
 
 // NewClassifier builds the classifier with its variables in ctx.
@@ -68,7 +70,7 @@ func NewClassifier(backend backends.Backend, ctx *context.Context, cfg Classifie
 		cfg.Solver = &odeint.Options{Method: odeint.Dopri5, RTol: 1e-3, ATol: 1e-3}
 	}
 	w := cfg.Width
-	c := &Classifier{backend: backend, ctx: ctx.Checked(false), cfg: cfg, paramsKnown: map[string]bool{}}
+	c := &Classifier{backend: backend, ctx: ctx.Checked(false), cfg: cfg, paramsKnown: map[string]bool{}, odeKnown: map[string]bool{}}
 	c.stem.seq = field.NewSequential(
 		&field.Conv2D{Name: "c1", Out: w, Kernel: 3, Stride: 1, Padding: 0, NoBias: true}, field.NewReLU(),
 		&field.Conv2D{Name: "c2", Out: w, Kernel: 4, Stride: 2, Padding: 1, NoBias: true}, field.NewReLU(),
@@ -103,6 +105,12 @@ func (c *Classifier) SetT1(t1 float64) { c.cfg.T1 = t1 }
 
 // Params implements Model.
 func (c *Classifier) Params() []*context.Variable { return c.params }
+
+// ODEParams are the trainable variables of the ODE block's vector field
+// only — the controls u of eq. (6) whose gradient Q_u and update δθ enter
+// the free-horizon feedback term Q_Tu·δθ — sorted by ScopeAndName (valid
+// once Step has run).
+func (c *Classifier) ODEParams() []*context.Variable { return c.odeParams }
 
 func (c *Classifier) build() {
 	if c.stemFwd != nil {
@@ -191,6 +199,7 @@ func (c *Classifier) Step(b *Batch, stats bool) (*StepResult, error) {
 	res.DLdT1 = g.T1
 	for name, t := range g.Params {
 		res.Grads[name] = t
+		c.odeKnown[name] = true
 	}
 	if stats {
 		res.Stats = append(res.Stats, odeStats.Layers...)
@@ -207,6 +216,7 @@ func (c *Classifier) Step(b *Batch, stats bool) (*StepResult, error) {
 			c.paramsKnown[name] = true
 		}
 		c.params = sortedParams(c.ctx, c.paramsKnown)
+		c.odeParams = sortedParams(c.ctx, c.odeKnown)
 	}
 	return res, nil
 }

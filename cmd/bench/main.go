@@ -20,37 +20,41 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/snopt-go/snopt/freehorizon"
 )
 
 // options are the flags shared by the orchestrator and its workers.
 type options struct {
-	Problem    string        `json:"problem"`
-	Optimizers string        `json:"optimizers"`
-	Budget     time.Duration `json:"budget"`
-	Iters      int           `json:"iters"`
-	Batch      int           `json:"batch"`
-	Width      int           `json:"width"`
-	TrainSize  int           `json:"train_size"`
-	EvalSize   int           `json:"eval_size"`
-	EvalEvery  int           `json:"eval_every"`
-	Out        string        `json:"out"`
-	Seed       uint64        `json:"seed"`
-	LR         lrFlags       `json:"lr"`
-	WD         float64       `json:"wd"`
-	RefreshK   int           `json:"refresh"`
-	T1         float64       `json:"t1"`
-	T1Policy   string        `json:"t1_policy"`
-	T1LR       float64       `json:"t1_lr"`
-	T1Reg      float64       `json:"t1_reg"`
-	T1Every    int           `json:"t1_every"`
-	T1Warmup   int           `json:"t1_warmup"`
-	Tol        float64       `json:"tol"`
-	Data       string        `json:"data"`
-	Progress   bool          `json:"progress"`
-	Resume     bool          `json:"resume"`
-	SweepRange string        `json:"sweep_range"`
-	Grid       string        `json:"grid"`
-	FinalSize  int           `json:"final_size"`
+	Problem     string        `json:"problem"`
+	Optimizers  string        `json:"optimizers"`
+	Budget      time.Duration `json:"budget"`
+	Iters       int           `json:"iters"`
+	Batch       int           `json:"batch"`
+	Width       int           `json:"width"`
+	TrainSize   int           `json:"train_size"`
+	EvalSize    int           `json:"eval_size"`
+	EvalEvery   int           `json:"eval_every"`
+	Out         string        `json:"out"`
+	Seed        uint64        `json:"seed"`
+	LR          lrFlags       `json:"lr"`
+	WD          float64       `json:"wd"`
+	RefreshK    int           `json:"refresh"`
+	T1          float64       `json:"t1"`
+	T1Policy    string        `json:"t1_policy"`
+	T1LR        float64       `json:"t1_lr"`
+	T1Reg       float64       `json:"t1_reg"`
+	T1Every     int           `json:"t1_every"`
+	T1Warmup    int           `json:"t1_warmup"`
+	T1Decay     float64       `json:"t1_decay"`
+	T1Curvature string        `json:"t1_curvature"`
+	Tol         float64       `json:"tol"`
+	Data        string        `json:"data"`
+	Progress    bool          `json:"progress"`
+	Resume      bool          `json:"resume"`
+	SweepRange  string        `json:"sweep_range"`
+	Grid        string        `json:"grid"`
+	FinalSize   int           `json:"final_size"`
 }
 
 // sweepBounds parses -sweep-range ("lo:hi"); without it every rate is in range.
@@ -106,6 +110,8 @@ func main() {
 	flag.Float64Var(&o.T1Reg, "t1-reg", 0.15, "end-time penalty c of (c/2)·t1² (loss units; t1 settles near −dL/dt1 / c)")
 	flag.IntVar(&o.T1Every, "t1-every", 20, "update t1 every N iterations")
 	flag.IntVar(&o.T1Warmup, "t1-warmup", 0, "iterations before t1 updates start")
+	flag.Float64Var(&o.T1Decay, "t1-decay", freehorizon.DefaultDecay, "factor of the t1 policies' moving averages")
+	flag.StringVar(&o.T1Curvature, "t1-curvature", freehorizon.SquaredMean.String(), "feedback policy's (dL/dt1)² in Q_TT: squared-mean or mean-square")
 	flag.Float64Var(&o.Tol, "tol", 0, "ODE solver rtol = atol (0: per problem)")
 	flag.StringVar(&o.Data, "data", "", "MNIST idx folder (default: the GoMNIST module's)")
 	flag.BoolVar(&o.Progress, "progress", true, "show a progress bar")
@@ -114,7 +120,7 @@ func main() {
 	flag.StringVar(&o.Grid, "grid", "", "sweep these learning rates (comma list) instead of Table 5's grid")
 	flag.IntVar(&o.FinalSize, "final-size", 0, "test samples for the final evaluation (0: all of MNIST's; circle: 0 means 2000)")
 	sweep := flag.Bool("sweep", false, "sweep Table 5's learning-rate grid with short runs instead")
-	table3 := flag.Bool("table3", false, "run the Table 3 analogue (t1 policies with Adam) instead")
+	table3 := flag.Bool("table3", false, "run the Table 3 analogue (t1 policies, θ trained by the first of -optimizers) instead")
 	worker := flag.String("worker", "", "internal: run one optimizer and write its result JSON here")
 	flag.Parse()
 	var err error
@@ -145,7 +151,7 @@ func spawn(o options, optimizer string, lr float64, tag string) (*workerResult, 
 		"-eval-every", fmt.Sprint(o.EvalEvery), "-out", o.Out, "-seed", fmt.Sprint(o.Seed),
 		"-lr", fmt.Sprintf("%s=%g", optimizer, lr), "-wd", fmt.Sprint(o.WD), "-refresh", fmt.Sprint(o.RefreshK),
 		"-t1", fmt.Sprint(o.T1), "-t1-policy", o.T1Policy, "-t1-lr", fmt.Sprint(o.T1LR),
-		"-t1-reg", fmt.Sprint(o.T1Reg), "-t1-every", fmt.Sprint(o.T1Every), "-t1-warmup", fmt.Sprint(o.T1Warmup), "-tol", fmt.Sprint(o.Tol), "-data", o.Data, "-sweep-range", o.SweepRange, "-final-size", fmt.Sprint(o.FinalSize),
+		"-t1-reg", fmt.Sprint(o.T1Reg), "-t1-every", fmt.Sprint(o.T1Every), "-t1-warmup", fmt.Sprint(o.T1Warmup), "-t1-decay", fmt.Sprint(o.T1Decay), "-t1-curvature", o.T1Curvature, "-tol", fmt.Sprint(o.Tol), "-data", o.Data, "-sweep-range", o.SweepRange, "-final-size", fmt.Sprint(o.FinalSize),
 		fmt.Sprintf("-progress=%v", o.Progress), fmt.Sprintf("-resume=%v", o.Resume), "-worker", resultPath,
 	}
 	if o.Budget > 0 {

@@ -238,10 +238,13 @@ func endTimeHook(o options, m zoo.Model, ctx *context.Context) (func(int, *zoo.S
 	}
 	// The floor is the default 0.1, or half the starting t1 when that is smaller
 	// (so a run started from an unstable 0.05 really starts there).
+	curv, err := freehorizon.ParseCurvature(o.T1Curvature)
+	if err != nil {
+		return nil, err
+	}
 	cfg := freehorizon.Config{LR: o.T1LR, C: o.T1Reg, Every: o.T1Every, Warmup: o.T1Warmup, Floor: min(freehorizon.DefaultFloor, o.T1/2),
-		Warn: func(msg string) { fmt.Fprintln(os.Stderr, msg) }}
+		Decay: o.T1Decay, Curvature: curv, Warn: func(msg string) { fmt.Fprintln(os.Stderr, msg) }}
 	var pol freehorizon.Policy
-	var err error
 	switch o.T1Policy {
 	case "baseline":
 		pol, err = freehorizon.NewBaseline(setter.T1(), cfg)
@@ -253,11 +256,16 @@ func endTimeHook(o options, m zoo.Model, ctx *context.Context) (func(int, *zoo.S
 	if err != nil {
 		return nil, err
 	}
-	params := m.Params()
+	odeParams, ok := m.(interface{ ODEParams() []*context.Variable })
+	if !ok && pol.Name() == "feedback" {
+		return nil, fmt.Errorf("problem %s does not name its ODE parameters (the feedback policy needs them)", o.Problem)
+	}
 	return func(iter int, res *zoo.StepResult) error {
 		obs := freehorizon.Observation{DLdT: res.DLdT1}
 		if pol.Name() == "feedback" {
-			for _, v := range params {
+			// Q_Tu·δθ of eq. (16) runs over the ODE's own parameters (the
+			// controls u), read after the first Step has registered them.
+			for _, v := range odeParams.ODEParams() {
 				var gv []float64
 				if g := res.Grads[v.ScopeAndName()]; g != nil {
 					var err error
