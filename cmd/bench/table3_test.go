@@ -21,13 +21,14 @@ func TestSummarizeT1(t *testing.T) {
 		t1 := 0.025 * float64(i) // reaches 0.4 at iteration 16
 		recs = append(recs, trainer.Record{Iter: i, T1: t1, Loss: float64(i)})
 	}
-	s := summarizeT1(recs)
+	s := summarizeT1(recs, 0.4)
 	assert.InDelta(t, 0.025*31/2, s.meanT1, 1e-12) // mean of 0.025·i over 1..30
 	assert.Equal(t, 16, s.firstRecovered)
+	assert.Equal(t, 4, summarizeT1(recs, 0.1).firstRecovered)
 	assert.InDelta(t, 20.5, s.lastLoss, 1e-12) // mean of 11..30
-	never := summarizeT1(recs[:5])
+	never := summarizeT1(recs[:5], 0.4)
 	assert.Equal(t, 0, never.firstRecovered)
-	assert.True(t, math.IsNaN(summarizeT1(nil).meanT1))
+	assert.True(t, math.IsNaN(summarizeT1(nil, 0.4).meanT1))
 }
 
 // TestRunTagsDistinct: every Table 3 configuration gets its own log and
