@@ -39,17 +39,15 @@ type Classifier struct {
 	ctx     *context.Context
 	cfg     ClassifierConfig
 
-	stem, head  seqRunner
-	odeField    *field.Sequential
-	block       *adjointx.Block
-	stemFwd     *context.Exec
-	stemBwd     [2]*context.Exec // without / with statistics
-	headStep    [2]*context.Exec
-	headEval    *context.Exec
-	params      []*context.Variable
-	odeParams   []*context.Variable
-	paramsKnown map[string]bool
-	odeKnown    map[string]bool
+	stem, head seqRunner
+	odeField   *field.Sequential
+	block      *adjointx.Block
+	stemFwd    *context.Exec
+	stemBwd    [2]*context.Exec // without / with statistics
+	headStep   [2]*context.Exec
+	headEval   *context.Exec
+	params     []*context.Variable
+	odeParams  []*context.Variable
 }
 
 // NewClassifier builds the classifier with its variables in ctx.
@@ -70,7 +68,7 @@ func NewClassifier(backend backends.Backend, ctx *context.Context, cfg Classifie
 		cfg.Solver = &odeint.Options{Method: odeint.Dopri5, RTol: 1e-3, ATol: 1e-3}
 	}
 	w := cfg.Width
-	c := &Classifier{backend: backend, ctx: ctx.Checked(false), cfg: cfg, paramsKnown: map[string]bool{}, odeKnown: map[string]bool{}}
+	c := &Classifier{backend: backend, ctx: ctx.Checked(false), cfg: cfg}
 	c.stem.seq = field.NewSequential(
 		&field.Conv2D{Name: "c1", Out: w, Kernel: 3, Stride: 1, Padding: 0, NoBias: true}, field.NewReLU(),
 		&field.Conv2D{Name: "c2", Out: w, Kernel: 4, Stride: 2, Padding: 1, NoBias: true}, field.NewReLU(),
@@ -199,7 +197,6 @@ func (c *Classifier) Step(b *Batch, stats bool) (*StepResult, error) {
 	res.DLdT1 = g.T1
 	for name, t := range g.Params {
 		res.Grads[name] = t
-		c.odeKnown[name] = true
 	}
 	if stats {
 		res.Stats = append(res.Stats, odeStats.Layers...)
@@ -212,11 +209,15 @@ func (c *Classifier) Step(b *Batch, stats bool) (*StepResult, error) {
 		return nil, err
 	}
 	if c.params == nil {
+		all, ode := map[string]bool{}, map[string]bool{}
 		for name := range res.Grads {
-			c.paramsKnown[name] = true
+			all[name] = true
 		}
-		c.params = sortedParams(c.ctx, c.paramsKnown)
-		c.odeParams = sortedParams(c.ctx, c.odeKnown)
+		for name := range g.Params {
+			ode[name] = true
+		}
+		c.params = sortedParams(c.ctx, all)
+		c.odeParams = sortedParams(c.ctx, ode)
 	}
 	return res, nil
 }

@@ -236,12 +236,12 @@ func endTimeHook(o options, m zoo.Model, ctx *context.Context) (func(int, *zoo.S
 	if !ok {
 		return nil, fmt.Errorf("problem %s has no adjustable end time", o.Problem)
 	}
-	// The floor is the default 0.1, or half the starting t1 when that is smaller
-	// (so a run started from an unstable 0.05 really starts there).
 	curv, err := freehorizon.ParseCurvature(o.T1Curvature)
 	if err != nil {
 		return nil, err
 	}
+	// The floor is the default 0.1, or half the starting t1 when that is smaller
+	// (so a run started from an unstable 0.05 really starts there).
 	cfg := freehorizon.Config{LR: o.T1LR, C: o.T1Reg, Every: o.T1Every, Warmup: o.T1Warmup, Floor: min(freehorizon.DefaultFloor, o.T1/2),
 		Decay: o.T1Decay, Curvature: curv, Warn: func(msg string) { fmt.Fprintln(os.Stderr, msg) }}
 	var pol freehorizon.Policy
