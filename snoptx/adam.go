@@ -13,8 +13,8 @@ import (
 // learning rate and weight decay, behind the Optimizer interface so it runs
 // on exactly the same gradient pipeline as SNOpt and SGD.
 func Adam(lr, weightDecay float64) (Optimizer, error) {
-	if !(lr > 0) || weightDecay < 0 {
-		return nil, invalidf("Adam needs lr > 0 and weight decay ≥ 0")
+	if !(lr > 0) || !(weightDecay >= 0) || !finite(lr, weightDecay) {
+		return nil, invalidf("Adam needs a finite lr > 0 and weight decay ≥ 0 (got %g, %g)", lr, weightDecay)
 	}
 	cfg := optimizers.Adam().LearningRate(lr).Scope(scopeName + "_adam")
 	if weightDecay > 0 {

@@ -3,6 +3,7 @@ package snoptx
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -13,10 +14,41 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 
 	"github.com/snopt-go/snopt/adjointx"
+	"github.com/snopt-go/snopt/internal/hostval"
 )
 
 // ErrInvalid reports a bad configuration or a mismatched gradient/statistics set.
 var ErrInvalid = errors.New("snoptx: invalid input")
+
+// ErrNonFinite reports a NaN or infinite gradient or statistic. The update
+// it would have fed is not applied: parameters and optimizer state are
+// left as they were.
+var ErrNonFinite = errors.New("snoptx: non-finite value")
+
+// finite reports whether every x is neither NaN nor infinite.
+func finite(xs ...float64) bool {
+	for _, x := range xs {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// firstNonFinite returns the index of the first NaN or infinite entry of a
+// float tensor, or -1.
+func firstNonFinite(t *tensors.Tensor) (int, error) {
+	vals, err := hostval.Float64s(t)
+	if err != nil {
+		return 0, err
+	}
+	for i, v := range vals {
+		if !finite(v) {
+			return i, nil
+		}
+	}
+	return -1, nil
+}
 
 func invalidf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
@@ -114,14 +146,13 @@ func (s *Stepper) Iteration() int64 {
 // NeedsStats reports whether the coming iteration must collect statistics.
 func (s *Stepper) NeedsStats() bool { return s.opt.NeedsStats(s.Iteration()) }
 
-// Step applies one update. grads must hold a gradient for every parameter;
-// stats (nil except on refresh iterations) go to the optimizer's Refresh first.
+// Step applies one update. grads must hold a finite gradient for every
+// parameter; stats (nil except on refresh iterations) go to the optimizer's
+// Refresh first. A missing or mis-shaped gradient is ErrInvalid; a NaN or
+// infinite gradient is ErrNonFinite naming the variable and entry. Either
+// way nothing is updated: one NaN would otherwise poison every parameter
+// that shares its layer's second moments.
 func (s *Stepper) Step(grads map[string]*tensors.Tensor, stats []adjointx.LayerFactors, batch int) error {
-	if stats != nil {
-		if err := s.opt.Refresh(s.ctx, stats, batch); err != nil {
-			return err
-		}
-	}
 	args := make([]any, len(s.params))
 	for i, v := range s.params {
 		g, ok := grads[v.ScopeAndName()]
@@ -131,7 +162,19 @@ func (s *Stepper) Step(grads map[string]*tensors.Tensor, stats []adjointx.LayerF
 		if !g.Shape().Equal(v.Shape()) {
 			return invalidf("gradient of %s is %s, the variable %s", v.ScopeAndName(), g.Shape(), v.Shape())
 		}
+		at, err := firstNonFinite(g)
+		if err != nil {
+			return invalidf("gradient of %s: %v", v.ScopeAndName(), err)
+		}
+		if at >= 0 {
+			return fmt.Errorf("%w: gradient of %s at flat index %d; update skipped", ErrNonFinite, v.ScopeAndName(), at)
+		}
 		args[i] = g
+	}
+	if stats != nil {
+		if err := s.opt.Refresh(s.ctx, stats, batch); err != nil {
+			return err
+		}
 	}
 	if s.exec == nil {
 		exec, err := context.NewExec(s.backend, s.ctx, func(ctx *context.Context, in []*Node) {

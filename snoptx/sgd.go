@@ -36,7 +36,7 @@ func (c *SGDConfig) Scope(name string) *SGDConfig { c.scope = name; return c }
 
 // Done validates the configuration and returns the optimizer.
 func (c *SGDConfig) Done() (Optimizer, error) {
-	if !(c.lr > 0) || c.momentum < 0 || c.momentum >= 1 || c.weightDecay < 0 {
+	if !(c.lr > 0) || !(c.momentum >= 0 && c.momentum < 1) || !(c.weightDecay >= 0) || !finite(c.lr, c.weightDecay) || c.scope == "" {
 		return nil, invalidf("SGD needs lr > 0, 0 ≤ momentum < 1, weight decay ≥ 0 (got %g, %g, %g)",
 			c.lr, c.momentum, c.weightDecay)
 	}

@@ -64,10 +64,20 @@ func (c *SNOptConfig) Scope(name string) *SNOptConfig { c.scope = name; return c
 // Done validates the configuration and returns the optimizer.
 func (c *SNOptConfig) Done() (Optimizer, error) {
 	switch {
-	case !(c.lr > 0), c.momentum < 0 || c.momentum >= 1, c.weightDecay < 0:
-		return nil, invalidf("SNOpt needs lr > 0, 0 ≤ momentum < 1, weight decay ≥ 0")
-	case !(c.damping > 0), c.alpha < 0 || c.alpha > 1, c.every < 1:
-		return nil, invalidf("SNOpt needs damping > 0, 0 ≤ alpha ≤ 1, refresh every ≥ 1")
+	case !(c.lr > 0) || !finite(c.lr):
+		return nil, invalidf("SNOpt learning rate %g (want finite > 0)", c.lr)
+	case !(c.momentum >= 0 && c.momentum < 1):
+		return nil, invalidf("SNOpt momentum %g (want 0 ≤ μ < 1)", c.momentum)
+	case !(c.weightDecay >= 0) || !finite(c.weightDecay):
+		return nil, invalidf("SNOpt weight decay %g (want finite ≥ 0)", c.weightDecay)
+	case !(c.damping > 0) || !finite(c.damping):
+		return nil, invalidf("SNOpt damping %g (want finite > 0)", c.damping)
+	case !(c.alpha >= 0 && c.alpha <= 1):
+		return nil, invalidf("SNOpt alpha %g (want 0 ≤ α ≤ 1)", c.alpha)
+	case c.every < 1:
+		return nil, invalidf("SNOpt refresh every %d (want ≥ 1)", c.every)
+	case c.scope == "":
+		return nil, invalidf("SNOpt scope is empty")
 	}
 	return &snopt{cfg: *c, blocks: map[string]*block{}}, nil
 }
@@ -96,14 +106,24 @@ func (o *snopt) stateVar(ctx *context.Context, b *block, suffix string, dims ...
 }
 
 // Refresh implements Optimizer: eigendecompose each layer's Ā, B̄ (gonum
-// EigenSym) and reset m2 = Locations·λ_A λ_Bᵀ.
+// EigenSym) and reset m2 = Locations·λ_A λ_Bᵀ. Every layer's factors are
+// checked and decomposed before any state changes, so a bad factor (nil,
+// mis-shaped, non-finite) leaves the previous eigenbases in place.
 func (o *snopt) Refresh(ctx *context.Context, stats []adjointx.LayerFactors, batch int) error {
 	if batch < 1 {
 		return invalidf("batch size %d", batch)
 	}
 	ctx = ctx.Checked(false)
+	type refreshed struct {
+		b          *block
+		ua, ub, m2 []float64
+	}
+	var todo []refreshed
 	for _, st := range stats {
-		b, err := o.register(ctx, st)
+		if st.A == nil || st.B == nil {
+			return invalidf("layer %s: factor A or B is nil", st.Layer)
+		}
+		b, err := o.lookupBlock(ctx, st)
 		if err != nil {
 			return err
 		}
@@ -121,12 +141,19 @@ func (o *snopt) Refresh(ctx *context.Context, stats []adjointx.LayerFactors, bat
 				m2[i*b.o+j] = float64(b.locations) * la[i] * lb[j]
 			}
 		}
+		todo = append(todo, refreshed{b, ua, ub, m2})
+	}
+	for _, r := range todo {
+		b := r.b
+		if err := o.addBlock(ctx, b); err != nil {
+			return err
+		}
 		dt := b.w.Shape().DType
 		for _, set := range []struct {
 			suffix string
 			vals   []float64
 			dims   []int
-		}{{"ua", ua, []int{b.a, b.a}}, {"ub", ub, []int{b.o, b.o}}, {"m2", m2, []int{b.a, b.o}}} {
+		}{{"ua", r.ua, []int{b.a, b.a}}, {"ub", r.ub, []int{b.o, b.o}}, {"m2", r.m2, []int{b.a, b.o}}} {
 			if err := o.stateVar(ctx, b, set.suffix, set.dims...).SetValue(toTensor(set.vals, dt, set.dims...)); err != nil {
 				return err
 			}
@@ -137,28 +164,29 @@ func (o *snopt) Refresh(ctx *context.Context, stats []adjointx.LayerFactors, bat
 	return bv.SetValue(tensors.FromScalar(float64(batch)))
 }
 
-// register finds or creates the block of a layer and checks the factor sizes.
-func (o *snopt) register(ctx *context.Context, st adjointx.LayerFactors) (*block, error) {
-	if b, ok := o.blocks[st.Weights]; ok {
-		return b, nil
-	}
-	w := lookup(ctx, st.Weights)
-	if w == nil {
-		return nil, invalidf("statistics for unknown weights %s", st.Weights)
-	}
-	b := &block{layer: st.Layer, w: w, locations: max(st.Locations, 1)}
-	if st.Bias != "" {
-		if b.b = lookup(ctx, st.Bias); b.b == nil {
-			return nil, invalidf("statistics for unknown bias %s", st.Bias)
+// lookupBlock finds the block of a layer, or describes a new one, and checks
+// the factor sizes; addBlock registers a new one.
+func (o *snopt) lookupBlock(ctx *context.Context, st adjointx.LayerFactors) (*block, error) {
+	b, ok := o.blocks[st.Weights]
+	if !ok {
+		w := lookup(ctx, st.Weights)
+		if w == nil {
+			return nil, invalidf("statistics for unknown weights %s", st.Weights)
 		}
-	}
-	wd := w.Shape().Dimensions
-	if len(wd) != 2 {
-		return nil, invalidf("weights %s must be a matrix [in, out], got %s", st.Weights, w.Shape())
-	}
-	b.a, b.o = wd[0], wd[1]
-	if b.b != nil {
-		b.a++
+		b = &block{layer: st.Layer, w: w, locations: max(st.Locations, 1)}
+		if st.Bias != "" {
+			if b.b = lookup(ctx, st.Bias); b.b == nil {
+				return nil, invalidf("statistics for unknown bias %s", st.Bias)
+			}
+		}
+		wd := w.Shape().Dimensions
+		if len(wd) != 2 {
+			return nil, invalidf("weights %s must be a matrix [in, out], got %s", st.Weights, w.Shape())
+		}
+		b.a, b.o = wd[0], wd[1]
+		if b.b != nil {
+			b.a++
+		}
 	}
 	if ad := st.A.Shape().Dimensions; len(ad) != 2 || ad[0] != b.a || ad[1] != b.a {
 		return nil, invalidf("factor A of %s is %s, want [%d %d]", st.Layer, st.A.Shape(), b.a, b.a)
@@ -166,11 +194,15 @@ func (o *snopt) register(ctx *context.Context, st adjointx.LayerFactors) (*block
 	if bd := st.B.Shape().Dimensions; len(bd) != 2 || bd[0] != b.o || bd[1] != b.o {
 		return nil, invalidf("factor B of %s is %s, want [%d %d]", st.Layer, st.B.Shape(), b.o, b.o)
 	}
-	o.blocks[st.Weights] = b
-	if err := o.stateVar(ctx, b, "locations").SetValue(toTensor([]float64{float64(b.locations)}, b.w.Shape().DType)); err != nil {
-		return nil, err
-	}
 	return b, nil
+}
+
+func (o *snopt) addBlock(ctx *context.Context, b *block) error {
+	if _, ok := o.blocks[b.w.ScopeAndName()]; ok {
+		return nil
+	}
+	o.blocks[b.w.ScopeAndName()] = b
+	return o.stateVar(ctx, b, "locations").SetValue(toTensor([]float64{float64(b.locations)}, b.w.Shape().DType))
 }
 
 // restoreBlocks rebuilds the block registry from the optimizer's variables

@@ -59,7 +59,9 @@ func values(t *testing.T, v *context.Variable) []float64 {
 // computed densely.
 func TestEKFACMatchesDensePreconditioner(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	const in, out, loc = 3, 2, 4
+	// B is 3×3 and A 5×5: a 2×2 factor's eigenvector matrix can come out
+	// symmetric and hide a missing transpose of U_B.
+	const in, out, loc = 4, 3, 4
 	const lr, eps, gamma = 0.5, 0.05, 0.01
 	ctx, w, b := layerCtx(rng, in, out)
 	a, bb := spd(rng, in+1), spd(rng, out)
@@ -205,4 +207,154 @@ func TestOptimizerStateSurvivesCheckpoint(t *testing.T) {
 	}
 	_, err = os.Stat(dir)
 	require.NoError(t, err)
+}
+
+// TestEKFACRunningAverageMatchesHostReference: three updates with α = 0.6,
+// batch 8, momentum and weight decay, against a host computation of
+// m2 ← α·m2 + (1−α)·batch·(U_Aᵀ G̃ U_B)², update = U_A (G' / (m2 + ε + γ)) U_Bᵀ,
+// with m2 the freshly averaged one (not the stale m2 of the previous step).
+func TestEKFACRunningAverageMatchesHostReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	const in, out, loc, batch = 4, 3, 2, 8
+	const lr, eps, gamma, alpha, mu = 0.3, 0.05, 0.02, 0.6, 0.5
+	ctx, w, b := layerCtx(rng, in, out)
+	a, bb := spd(rng, in+1), spd(rng, out)
+	opt, err := SNOpt().LearningRate(lr).Momentum(mu).Damping(eps).WeightDecay(gamma).Alpha(alpha).Done()
+	require.NoError(t, err)
+	st, err := NewStepper(testutil.Backend(), ctx, opt, []*context.Variable{w, b})
+	require.NoError(t, err)
+	stats := []adjointx.LayerFactors{{Layer: "/lay", Weights: w.ScopeAndName(), Bias: b.ScopeAndName(),
+		A: symTensor(a), B: symTensor(bb), Locations: loc}}
+
+	var ea, eb mat.EigenSym
+	require.True(t, ea.Factorize(a, true))
+	require.True(t, eb.Factorize(bb, true))
+	var ua, ub mat.Dense
+	ea.VectorsTo(&ua)
+	eb.VectorsTo(&ub)
+	la, lb := ea.Values(nil), eb.Values(nil)
+	m2 := mat.NewDense(in+1, out, nil)
+	for i := range in + 1 {
+		for j := range out {
+			m2.Set(i, j, loc*la[i]*lb[j])
+		}
+	}
+	theta := mat.NewDense(in+1, out, append(values(t, w), values(t, b)...))
+	buf := mat.NewDense(in+1, out, nil)
+	for k := range 3 {
+		gw, gb := randVals(rng, in*out), randVals(rng, out)
+		var refresh []adjointx.LayerFactors
+		if k == 0 {
+			refresh = stats
+		}
+		require.NoError(t, st.Step(map[string]*tensors.Tensor{
+			w.ScopeAndName(): tensors.FromFlatDataAndDimensions(gw, in, out),
+			b.ScopeAndName(): tensors.FromFlatDataAndDimensions(gb, out),
+		}, refresh, batch))
+
+		g := mat.NewDense(in+1, out, append(gw, gb...))
+		g.Add(g, scaled(gamma, theta))
+		var rot, tmp mat.Dense
+		tmp.Mul(ua.T(), g)
+		rot.Mul(&tmp, &ub)
+		p := mat.NewDense(in+1, out, nil)
+		for i := range in + 1 {
+			for j := range out {
+				r := rot.At(i, j)
+				m2.Set(i, j, alpha*m2.At(i, j)+(1-alpha)*batch*r*r)
+				p.Set(i, j, r/(m2.At(i, j)+eps+gamma))
+			}
+		}
+		var dir mat.Dense
+		tmp.Mul(&ua, p)
+		dir.Mul(&tmp, ub.T())
+		buf.Scale(mu, buf)
+		buf.Add(buf, &dir)
+		theta.Sub(theta, scaled(lr, buf))
+
+		got := append(values(t, w), values(t, b)...)
+		for i, v := range got {
+			assert.InDeltaf(t, theta.RawMatrix().Data[i], v, 1e-10, "step %d entry %d", k, i)
+		}
+	}
+}
+
+func scaled(c float64, m *mat.Dense) *mat.Dense {
+	var out mat.Dense
+	out.Scale(c, m)
+	return &out
+}
+
+// TestConfigsRejectNonFiniteAndOutOfRange: every hyperparameter outside its
+// range, NaN or infinite is ErrInvalid.
+func TestConfigsRejectNonFiniteAndOutOfRange(t *testing.T) {
+	nan, inf := math.NaN(), math.Inf(1)
+	for name, build := range map[string]func() (Optimizer, error){
+		"snopt lr inf":       func() (Optimizer, error) { return SNOpt().LearningRate(inf).Done() },
+		"snopt lr nan":       func() (Optimizer, error) { return SNOpt().LearningRate(nan).Done() },
+		"snopt momentum nan": func() (Optimizer, error) { return SNOpt().Momentum(nan).Done() },
+		"snopt momentum 1":   func() (Optimizer, error) { return SNOpt().Momentum(1).Done() },
+		"snopt wd nan":       func() (Optimizer, error) { return SNOpt().WeightDecay(nan).Done() },
+		"snopt wd inf":       func() (Optimizer, error) { return SNOpt().WeightDecay(inf).Done() },
+		"snopt alpha nan":    func() (Optimizer, error) { return SNOpt().Alpha(nan).Done() },
+		"snopt alpha 1.5":    func() (Optimizer, error) { return SNOpt().Alpha(1.5).Done() },
+		"snopt damping inf":  func() (Optimizer, error) { return SNOpt().Damping(inf).Done() },
+		"snopt damping nan":  func() (Optimizer, error) { return SNOpt().Damping(nan).Done() },
+		"snopt refresh 0":    func() (Optimizer, error) { return SNOpt().RefreshEvery(0).Done() },
+		"sgd lr inf":         func() (Optimizer, error) { return SGD().LearningRate(inf).Done() },
+		"sgd momentum nan":   func() (Optimizer, error) { return SGD().Momentum(nan).Done() },
+		"sgd wd nan":         func() (Optimizer, error) { return SGD().WeightDecay(nan).Done() },
+		"adam lr inf":        func() (Optimizer, error) { return Adam(inf, 0) },
+		"adam lr 0":          func() (Optimizer, error) { return Adam(0, 0) },
+		"adam wd nan":        func() (Optimizer, error) { return Adam(1e-3, nan) },
+	} {
+		_, err := build()
+		assert.ErrorIs(t, err, ErrInvalid, name)
+	}
+	_, err := SNOpt().Momentum(0).Alpha(0).Done()
+	assert.NoError(t, err, "the range ends 0 are valid")
+}
+
+// TestNonFiniteGradientIsRejectedWithoutUpdate: a NaN or Inf gradient is
+// ErrNonFinite naming the variable, and neither the parameters, the
+// momentum nor the step counter move.
+func TestNonFiniteGradientIsRejectedWithoutUpdate(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	for _, bad := range []float64{math.NaN(), math.Inf(-1)} {
+		ctx, w, b := layerCtx(rng, 3, 2)
+		opt, err := SNOpt().Done()
+		require.NoError(t, err)
+		st, err := NewStepper(testutil.Backend(), ctx, opt, []*context.Variable{w, b})
+		require.NoError(t, err)
+		before := append(values(t, w), values(t, b)...)
+		gb := []float64{0.5, bad}
+		err = st.Step(map[string]*tensors.Tensor{
+			w.ScopeAndName(): tensors.FromFlatDataAndDimensions(randVals(rng, 6), 3, 2),
+			b.ScopeAndName(): tensors.FromFlatDataAndDimensions(gb, 2),
+		}, nil, 4)
+		require.ErrorIs(t, err, ErrNonFinite)
+		assert.Contains(t, err.Error(), b.ScopeAndName())
+		assert.Equal(t, before, append(values(t, w), values(t, b)...))
+		assert.Equal(t, int64(0), st.Iteration())
+	}
+}
+
+// TestRefreshRejectsBadFactorsAtomically: a nil or non-finite factor is an
+// error, not a panic, and the layers before it keep their previous state.
+func TestRefreshRejectsBadFactorsAtomically(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	ctx, w, b := layerCtx(rng, 3, 2)
+	opt, err := SNOpt().Done()
+	require.NoError(t, err)
+	good := adjointx.LayerFactors{Layer: "/lay", Weights: w.ScopeAndName(), Bias: b.ScopeAndName(),
+		A: symTensor(spd(rng, 4)), B: symTensor(spd(rng, 2)), Locations: 1}
+	nilA := good
+	nilA.A = nil
+	assert.ErrorIs(t, opt.Refresh(ctx, []adjointx.LayerFactors{nilA}, 4), ErrInvalid)
+	nanB := good
+	nanB.B = tensors.FromFlatDataAndDimensions([]float64{1, math.NaN(), math.NaN(), 1}, 2, 2)
+	assert.Error(t, opt.Refresh(ctx, []adjointx.LayerFactors{good, nanB}, 4))
+	assert.Nil(t, ctx.InspectVariable("/snoptx/snopt/lay", "weights_ua"), "a failed refresh wrote state")
+	require.NoError(t, opt.Refresh(ctx, []adjointx.LayerFactors{good}, 4))
+	assert.NotNil(t, ctx.InspectVariable("/snoptx/snopt/lay", "weights_ua"))
 }
