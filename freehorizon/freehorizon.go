@@ -108,9 +108,24 @@ type Config struct {
 }
 
 func (c *Config) resolve() error {
-	if !(c.LR > 0) || c.C < 0 || math.IsNaN(c.C) || c.Every < 0 || c.Warmup < 0 || c.Floor < 0 || c.Decay < 0 || c.Decay >= 1 ||
-		(c.Curvature != SquaredMean && c.Curvature != MeanSquare) {
-		return fmt.Errorf("%w: %+v", ErrInvalid, *c)
+	bad := func(field string, v any, want string) error {
+		return fmt.Errorf("%w: %s = %v (want %s)", ErrInvalid, field, v, want)
+	}
+	switch {
+	case !(c.LR > 0) || !finite(c.LR):
+		return bad("LR", c.LR, "finite > 0")
+	case !(c.C >= 0) || !finite(c.C):
+		return bad("C", c.C, "finite ≥ 0")
+	case c.Every < 0:
+		return bad("Every", c.Every, "≥ 0")
+	case c.Warmup < 0:
+		return bad("Warmup", c.Warmup, "≥ 0")
+	case !(c.Floor >= 0) || !finite(c.Floor):
+		return bad("Floor", c.Floor, "finite ≥ 0")
+	case !(c.Decay >= 0 && c.Decay < 1):
+		return bad("Decay", c.Decay, "0 ≤ decay < 1")
+	case c.Curvature != SquaredMean && c.Curvature != MeanSquare:
+		return bad("Curvature", c.Curvature, "SquaredMean or MeanSquare")
 	}
 	if c.Every == 0 {
 		c.Every = DefaultEvery
@@ -149,6 +164,29 @@ type Policy interface {
 	Skipped() int
 	// Last describes the most recent update (zero before the first).
 	Last() Update
+	// State returns everything the policy has learnt (T, the observation
+	// count, the moving averages), for a checkpoint.
+	State() State
+	// Restore continues from a State of a policy of the same kind: the
+	// following updates are exactly those the saved policy would have made.
+	Restore(State) error
+}
+
+// State is a policy's checkpointable state. Its JSON encoding round-trips
+// every float64 exactly.
+type State struct {
+	Policy  string  `json:"policy"`
+	T       float64 `json:"t"`
+	Count   int     `json:"count"`
+	Skipped int     `json:"skipped"`
+	Last    Update  `json:"last"`
+	// EMAs are the moving averages as (value, weight) pairs: the
+	// baseline's dL/dT; the feedback policy's dL/dT and (dL/dT)².
+	EMAs [][2]float64 `json:"emas"`
+	// QTu and ThetaRef are the feedback policy's EMA of Q_Tu and θ at the
+	// previous observation.
+	QTu      []float64 `json:"qtu,omitempty"`
+	ThetaRef []float64 `json:"theta_ref,omitempty"`
 }
 
 // Update describes one change of T and the statistics behind it.
@@ -217,6 +255,28 @@ func (b *base) due() bool {
 	return n > 0 && n%b.cfg.Every == 0
 }
 
+func (b *base) state(name string, emas ...*ema) State {
+	st := State{Policy: name, T: b.t, Count: b.count, Skipped: b.skipped, Last: b.last}
+	for _, e := range emas {
+		st.EMAs = append(st.EMAs, [2]float64{e.v, e.w})
+	}
+	return st
+}
+
+func (b *base) restore(name string, st State, emas ...*ema) error {
+	if st.Policy != name {
+		return fmt.Errorf("%w: state of a %q policy restored into %q", ErrInvalid, st.Policy, name)
+	}
+	if len(st.EMAs) != len(emas) || !(st.T > 0) || !finite(st.T) || st.Count < 0 || st.Skipped < 0 {
+		return fmt.Errorf("%w: corrupt %s state (T %g, count %d, %d averages)", ErrInvalid, name, st.T, st.Count, len(st.EMAs))
+	}
+	for i, e := range emas {
+		e.v, e.w = st.EMAs[i][0], st.EMAs[i][1]
+	}
+	b.t, b.count, b.skipped, b.last = st.T, st.Count, st.Skipped, st.Last
+	return nil
+}
+
 func (b *base) T() float64   { return b.t }
 func (b *base) Skipped() int { return b.skipped }
 func (b *base) Last() Update { return b.last }
@@ -258,6 +318,10 @@ type baseline struct {
 
 func (p *baseline) Name() string { return "baseline" }
 
+func (p *baseline) State() State { return p.state(p.Name(), &p.grad) }
+
+func (p *baseline) Restore(st State) error { return p.restore(p.Name(), st, &p.grad) }
+
 func (p *baseline) Observe(o Observation) bool {
 	if !finite(o.DLdT) {
 		p.skip("dL/dT = %g", o.DLdT)
@@ -298,6 +362,26 @@ type feedback struct {
 }
 
 func (p *feedback) Name() string { return "feedback" }
+
+func (p *feedback) State() State {
+	st := p.state(p.Name(), &p.scale, &p.scale2)
+	st.QTu, st.ThetaRef = append([]float64(nil), p.qTu...), append([]float64(nil), p.thetaRef...)
+	return st
+}
+
+func (p *feedback) Restore(st State) error {
+	if len(st.QTu) != len(st.ThetaRef) {
+		return fmt.Errorf("%w: corrupt feedback state (%d Q_Tu entries, %d θ)", ErrInvalid, len(st.QTu), len(st.ThetaRef))
+	}
+	if err := p.restore(p.Name(), st, &p.scale, &p.scale2); err != nil {
+		return err
+	}
+	p.qTu, p.thetaRef = append([]float64(nil), st.QTu...), append([]float64(nil), st.ThetaRef...)
+	if len(p.thetaRef) == 0 {
+		p.qTu, p.thetaRef = nil, nil
+	}
+	return nil
+}
 
 func (p *feedback) Observe(o Observation) bool {
 	if !finite(o.DLdT, o.DLdT*o.DLdT) {

@@ -1,6 +1,7 @@
 package freehorizon
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -245,4 +246,125 @@ func TestSquaredMeanFasterUnderNoise(t *testing.T) {
 	}
 	t.Logf("T* = %.3f: updates to within 10%%: squared-mean %.1f, mean-square %.1f", tStar, mean[SquaredMean], mean[MeanSquare])
 	assert.Less(t, mean[SquaredMean], mean[MeanSquare])
+}
+
+// observations returns a reproducible sequence with θ moving every
+// iteration, so the last iteration's δθ differs from the period's.
+func observations(n, dim int) []Observation {
+	rng := rand.New(rand.NewPCG(21, 22))
+	theta := make([]float64, dim)
+	var out []Observation
+	for range n {
+		g := make([]float64, dim)
+		for i := range g {
+			g[i] = rng.NormFloat64()
+			theta[i] += 0.1 * rng.NormFloat64()
+		}
+		out = append(out, Observation{DLdT: -0.5 + 0.3*rng.NormFloat64(), Grad: g, Theta: append([]float64{}, theta...)})
+	}
+	return out
+}
+
+// emaRef is the bias-corrected exponential average of xs by brute force:
+// Σ (1−d)d^(n−1−k) x_k / Σ (1−d)d^(n−1−k).
+func emaRef(xs []float64, d float64) float64 {
+	var num, den float64
+	for k, x := range xs {
+		w := (1 - d) * math.Pow(d, float64(len(xs)-1-k))
+		num += w * x
+		den += w
+	}
+	return num / den
+}
+
+// TestPoliciesMatchBruteForce: over two update periods the feedback policy
+// moves T by η·(Q_T + Q_Tu·δθ)/Q_TT with Q_Tu the bias-corrected average of
+// (dL/dT)·Q_u and δθ the last iteration's change only, and the baseline by
+// η·(EMA(dL/dT) + c·T); every average is recomputed here from scratch.
+func TestPoliciesMatchBruteForce(t *testing.T) {
+	const every, decay, lr, c, dim = 4, 0.7, 0.2, 0.4, 5
+	obs := observations(2*every, dim)
+	cfg := Config{LR: lr, C: c, Every: every, Decay: decay}
+	fb, err := NewFeedback(1.5, cfg)
+	require.NoError(t, err)
+	bl, err := NewBaseline(1.5, cfg)
+	require.NoError(t, err)
+	tF, tB := 1.5, 1.5
+	for n := 1; n <= len(obs); n++ {
+		updF, updB := fb.Observe(obs[n-1]), bl.Observe(obs[n-1])
+		require.Equal(t, n%every == 0, updF)
+		require.Equal(t, n%every == 0, updB)
+		if n%every != 0 {
+			continue
+		}
+		var ds []float64
+		for _, o := range obs[:n] {
+			ds = append(ds, o.DLdT)
+		}
+		m1 := emaRef(ds, decay)
+		// Baseline.
+		tB -= lr * (m1 + c*tB)
+		assert.InDelta(t, tB, bl.T(), 1e-12, "baseline after %d", n)
+		assert.False(t, bl.Last().Limited)
+		// Feedback.
+		fbTerm := 0.0
+		for i := range dim {
+			var qtu []float64
+			for _, o := range obs[:n] {
+				qtu = append(qtu, o.DLdT*o.Grad[i])
+			}
+			fbTerm += emaRef(qtu, decay) * (obs[n-1].Theta[i] - obs[n-2].Theta[i])
+		}
+		qT, qTT := c*tF+m1, c+m1*m1
+		tF -= lr * (qT + fbTerm) / qTT
+		u := fb.Last()
+		assert.InDelta(t, fbTerm, u.Feedback, 1e-12, "Q_Tu·δθ after %d", n)
+		assert.InDelta(t, qT, u.QT, 1e-12, "Q_T after %d", n)
+		assert.InDelta(t, qTT, u.QTT, 1e-12, "Q_TT after %d", n)
+		assert.InDelta(t, tF, fb.T(), 1e-12, "feedback after %d", n)
+		assert.False(t, u.Limited)
+	}
+}
+
+// TestConfigRejectsNonFinite: NaN or infinite settings are ErrInvalid.
+func TestConfigRejectsNonFinite(t *testing.T) {
+	nan, inf := math.NaN(), math.Inf(1)
+	for _, cfg := range []Config{{LR: inf}, {LR: nan}, {LR: 1, C: inf}, {LR: 1, C: nan}, {LR: 1, Floor: nan},
+		{LR: 1, Floor: inf}, {LR: 1, Floor: -1}, {LR: 1, Decay: nan}, {LR: 1, Decay: 1}, {LR: 1, Every: -1}} {
+		_, err := NewFeedback(1, cfg)
+		assert.ErrorIs(t, err, ErrInvalid, "%+v", cfg)
+		_, err = NewBaseline(1, cfg)
+		assert.ErrorIs(t, err, ErrInvalid, "%+v", cfg)
+	}
+	_, err := NewFeedback(math.NaN(), Config{LR: 1})
+	assert.ErrorIs(t, err, ErrInvalid)
+}
+
+// TestStateRoundTripContinuesExactly: a policy restored (through JSON) from
+// another's state mid-period makes bit-identical updates afterwards.
+func TestStateRoundTripContinuesExactly(t *testing.T) {
+	obs := observations(20, 3)
+	for _, mk := range []func(float64, Config) (Policy, error){NewFeedback, NewBaseline} {
+		cfg := Config{LR: 0.2, C: 0.3, Every: 3, Decay: 0.8, Warmup: 2}
+		a, err := mk(1, cfg)
+		require.NoError(t, err)
+		for _, o := range obs[:7] {
+			a.Observe(o)
+		}
+		data, err := json.Marshal(a.State())
+		require.NoError(t, err)
+		var st State
+		require.NoError(t, json.Unmarshal(data, &st))
+		b, err := mk(1, cfg)
+		require.NoError(t, err)
+		require.NoError(t, b.Restore(st))
+		for i, o := range obs[7:] {
+			require.Equal(t, a.Observe(o), b.Observe(o))
+			require.Equal(t, a.T(), b.T(), "%s observation %d", a.Name(), i+8)
+			require.Equal(t, a.Last(), b.Last())
+		}
+		other, err := map[string]func(float64, Config) (Policy, error){"feedback": NewBaseline, "baseline": NewFeedback}[a.Name()](1, cfg)
+		require.NoError(t, err)
+		assert.ErrorIs(t, other.Restore(st), ErrInvalid, "a state restores only into its own kind")
+	}
 }
