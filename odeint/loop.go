@@ -261,7 +261,13 @@ func (in *integration) fixed(y []*tensors.Tensor) error {
 		span := in.ts[i] - in.ts[i-1]
 		count := 1
 		if o.Step > 0 {
-			count = max(1, int(math.Ceil(math.Abs(span)/o.Step-1e-9)))
+			// Counted in float64 first: a tiny Step would overflow an int.
+			c := math.Ceil(math.Abs(span)/o.Step - 1e-9)
+			if c > float64(o.MaxSteps-steps) {
+				return &Error{Err: ErrMaxSteps, T: in.ts[i-1], H: math.Copysign(o.Step, span),
+					Detail: fmt.Sprintf("step %g needs %.3g steps over [%g, %g]; %d allowed", o.Step, c, in.ts[i-1], in.ts[i], o.MaxSteps)}
+			}
+			count = max(1, int(c))
 		}
 		h := span / float64(count)
 		for k := range count {
