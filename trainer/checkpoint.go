@@ -1,17 +1,37 @@
 package trainer
 
 import (
+	"encoding"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"hash/fnv"
+	"maps"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/gomlx/gomlx/pkg/ml/context/checkpoints"
 
+	"github.com/snopt-go/snopt/internal/hostval"
 	"github.com/snopt-go/snopt/snoptx"
 )
+
+// ErrResume reports a checkpoint that cannot be resumed from: incomplete,
+// corrupt, restoring something other than what it records, or written by
+// a run with other settings.
+var ErrResume = errors.New("trainer: cannot resume")
+
+// Stateful is state outside the context's variables that a checkpoint must
+// carry for a resumed run to continue bit-identically: a data stream's
+// position and random generator, an end-time policy's averages.
+type Stateful interface {
+	encoding.BinaryMarshaler
+	encoding.BinaryUnmarshaler
+}
 
 // checkpointer writes checkpoints atomically: variables and metadata go to a
 // temporary directory, which is renamed into place once complete, and only
@@ -24,11 +44,46 @@ type meta struct {
 	Iteration int     `json:"iteration"`
 	Seconds   float64 `json:"seconds"`
 	Label     string  `json:"label"`
+	// Settings are the run's settings (Config.Settings), compared on resume.
+	Settings map[string]string `json:"settings,omitempty"`
+	// Params is a hash of every parameter's values, checked after loading.
+	Params string `json:"params"`
+	// State names the extra state files (Config.State keys).
+	State []string `json:"state,omitempty"`
 }
+
+// paramsHash fingerprints the stepper's parameters (names, shapes, values)
+// and its iteration counter.
+func paramsHash(st *snoptx.Stepper) (string, error) {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "iteration %d\n", st.Iteration())
+	for _, v := range st.Params() {
+		val, err := v.Value()
+		if err != nil {
+			return "", err
+		}
+		vals, err := hostval.Float64s(val)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", v.ScopeAndName(), err)
+		}
+		fmt.Fprintf(h, "%s %s\n", v.ScopeAndName(), v.Shape())
+		var buf [8]byte
+		for _, x := range vals {
+			bits := math.Float64bits(x)
+			for i := range buf {
+				buf[i] = byte(bits >> (8 * i))
+			}
+			_, _ = h.Write(buf[:])
+		}
+	}
+	return fmt.Sprintf("%016x", h.Sum64()), nil
+}
+
+func stateFile(name string) string { return "state-" + name + ".bin" }
 
 const keepCheckpoints = 2
 
-func (c *checkpointer) save(st *snoptx.Stepper, res *Result) error {
+func (c *checkpointer) save(st *snoptx.Stepper, res *Result, cfg *Config) error {
 	if err := os.MkdirAll(c.dir, 0o755); err != nil {
 		return fmt.Errorf("trainer: checkpoint: %w", err)
 	}
@@ -44,9 +99,24 @@ func (c *checkpointer) save(st *snoptx.Stepper, res *Result) error {
 	if err := h.Save(); err != nil {
 		return fmt.Errorf("trainer: checkpoint: %w", err)
 	}
-	data, _ := json.Marshal(meta{Iteration: res.Iterations, Seconds: res.Seconds, Label: res.Label})
-	if err := os.WriteFile(filepath.Join(tmp, "trainer.json"), data, 0o644); err != nil {
+	hash, err := paramsHash(st)
+	if err != nil {
 		return fmt.Errorf("trainer: checkpoint: %w", err)
+	}
+	m := meta{Iteration: res.Iterations, Seconds: res.Seconds, Label: res.Label, Settings: cfg.Settings, Params: hash}
+	for _, name := range slices.Sorted(maps.Keys(cfg.State)) {
+		data, err := cfg.State[name].MarshalBinary()
+		if err != nil {
+			return fmt.Errorf("trainer: checkpoint: state %q: %w", name, err)
+		}
+		if err := writeSynced(filepath.Join(tmp, stateFile(name)), data); err != nil {
+			return err
+		}
+		m.State = append(m.State, name)
+	}
+	data, _ := json.Marshal(m)
+	if err := writeSynced(filepath.Join(tmp, "trainer.json"), data); err != nil {
+		return err
 	}
 	name := fmt.Sprintf("ckpt-%09d", res.Iterations)
 	final := filepath.Join(c.dir, name)
@@ -82,34 +152,116 @@ func (c *checkpointer) prune(latest string) error {
 	return nil
 }
 
-// restore loads the latest checkpoint into the stepper's context, if any.
-func (c *checkpointer) restore(st *snoptx.Stepper) (*meta, error) {
+// latest returns the folder LATEST names, or "" when there is no checkpoint.
+func (c *checkpointer) latest() (string, error) {
 	name, err := os.ReadFile(filepath.Join(c.dir, "LATEST"))
 	if os.IsNotExist(err) {
-		return nil, nil
+		return "", nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("trainer: resume: %w", err)
+		return "", fmt.Errorf("%w: %v", ErrResume, err)
 	}
-	dir := filepath.Join(c.dir, strings.TrimSpace(string(name)))
+	return filepath.Join(c.dir, strings.TrimSpace(string(name))), nil
+}
+
+// clear removes the checkpoints of an earlier run (a fresh start replaces
+// them, as it replaces the log) and reports whether there were any.
+func (c *checkpointer) clear() (bool, error) {
+	entries, err := os.ReadDir(c.dir)
+	if os.IsNotExist(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("trainer: checkpoint: %w", err)
+	}
+	found := false
+	for _, e := range entries {
+		if n := e.Name(); n == "LATEST" || strings.HasPrefix(n, "ckpt-") || strings.HasPrefix(n, ".tmp-") {
+			found = true
+			if err := os.RemoveAll(filepath.Join(c.dir, n)); err != nil {
+				return found, fmt.Errorf("trainer: checkpoint: %w", err)
+			}
+		}
+	}
+	return found, nil
+}
+
+// restore loads the latest checkpoint into the stepper's context and the
+// extra state, if there is a checkpoint, and verifies that it restored what
+// the metadata records: the iteration counter, every parameter's values (by
+// hash), every extra state, and the same settings. Anything else is
+// ErrResume.
+func (c *checkpointer) restore(st *snoptx.Stepper, cfg *Config) (*meta, error) {
+	dir, err := c.latest()
+	if dir == "" || err != nil {
+		return nil, err
+	}
+	fail := func(format string, args ...any) (*meta, error) {
+		return nil, fmt.Errorf("%w from %s: %s", ErrResume, dir, fmt.Sprintf(format, args...))
+	}
 	data, err := os.ReadFile(filepath.Join(dir, "trainer.json"))
 	if err != nil {
-		return nil, fmt.Errorf("trainer: resume from %s: %w", dir, err)
+		return fail("missing metadata: %v", err)
 	}
 	var m meta
 	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("trainer: resume from %s: corrupt metadata: %w", dir, err)
+		return fail("corrupt metadata: %v", err)
 	}
-	if _, err := checkpoints.Build(st.Context()).Dir(dir).Done(); err != nil {
-		return nil, fmt.Errorf("trainer: resume from %s: %w", dir, err)
+	if diff := settingsDiff(m.Settings, cfg.Settings); diff != "" {
+		return fail("the checkpoint was written with other settings (%s); resume with the same settings, or start afresh without resuming", diff)
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.State)) {
+		if !slices.Contains(m.State, name) {
+			return fail("no saved state %q", name)
+		}
+	}
+	if _, err := checkpoints.Load(st.Context()).Dir(dir).Done(); err != nil {
+		return fail("%v", err)
+	}
+	hash, err := paramsHash(st)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if got := st.Iteration(); got != int64(m.Iteration) {
+		return fail("restored iteration counter %d, the metadata says %d", got, m.Iteration)
+	}
+	if hash != m.Params {
+		return fail("the restored parameters differ from those saved (hash %s, saved %s)", hash, m.Params)
+	}
+	for name, s := range cfg.State {
+		data, err := os.ReadFile(filepath.Join(dir, stateFile(name)))
+		if err != nil {
+			return fail("state %q: %v", name, err)
+		}
+		if err := s.UnmarshalBinary(data); err != nil {
+			return fail("state %q: %v", name, err)
+		}
 	}
 	return &m, nil
 }
 
-// writeAtomic writes data to path through a temporary file and a rename.
-func writeAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
+// settingsDiff describes the settings whose values differ ("" if none).
+func settingsDiff(saved, now map[string]string) string {
+	var diffs []string
+	union := maps.Clone(saved)
+	if union == nil {
+		union = map[string]string{}
+	}
+	maps.Copy(union, now)
+	keys := slices.Sorted(maps.Keys(union))
+	for _, k := range keys {
+		a, okA := saved[k]
+		b, okB := now[k]
+		if a != b || okA != okB {
+			diffs = append(diffs, fmt.Sprintf("%s: saved %q, now %q", k, a, b))
+		}
+	}
+	return strings.Join(diffs, "; ")
+}
+
+// writeSynced writes a file and syncs it to disk.
+func writeSynced(path string, data []byte) error {
+	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("trainer: %w", err)
 	}
@@ -123,6 +275,15 @@ func writeAtomic(path string, data []byte) error {
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("trainer: %w", err)
+	}
+	return nil
+}
+
+// writeAtomic writes data to path through a synced temporary file and a rename.
+func writeAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := writeSynced(tmp, data); err != nil {
+		return err
 	}
 	return os.Rename(tmp, path)
 }

@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"bytes"
 	"encoding/csv"
 	"fmt"
 	"math"
@@ -17,26 +18,50 @@ type logFile struct {
 	w *csv.Writer
 }
 
-// openLog opens the CSV log (appending when resuming); an empty path logs nothing.
-func openLog(path string, appendTo bool) (*logFile, error) {
+// openLog opens the CSV log: truncated for a fresh run, or — resuming from
+// a checkpoint at iteration keep — rewritten (atomically) to its rows up to
+// keep, dropping any torn last line and the rows a killed run wrote after
+// its last checkpoint, then appended to. It returns the rows kept. An empty
+// path logs nothing.
+func openLog(path string, resume bool, keep int) (*logFile, []Record, error) {
 	if path == "" {
-		return &logFile{}, nil
+		return &logFile{}, nil, nil
 	}
+	var kept []Record
 	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
-	if appendTo {
-		flags = os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	if resume {
+		recs, err := ReadCSV(path)
+		if err != nil && !os.IsNotExist(err) {
+			return nil, nil, err
+		}
+		for _, r := range recs {
+			if r.Iter <= keep {
+				kept = append(kept, r)
+			}
+		}
+		var buf bytes.Buffer
+		w := csv.NewWriter(&buf)
+		_ = w.Write(csvHeader)
+		for _, r := range kept {
+			_ = w.Write(row(r))
+		}
+		w.Flush()
+		if err := writeAtomic(path, buf.Bytes()); err != nil {
+			return nil, nil, fmt.Errorf("trainer: log: %w", err)
+		}
+		flags = os.O_WRONLY | os.O_APPEND
 	}
 	f, err := os.OpenFile(path, flags, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("trainer: log: %w", err)
+		return nil, nil, fmt.Errorf("trainer: log: %w", err)
 	}
 	l := &logFile{f: f, w: csv.NewWriter(f)}
-	if st, _ := f.Stat(); st != nil && st.Size() == 0 {
+	if !resume {
 		if err := l.w.Write(csvHeader); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return l, nil
+	return l, kept, nil
 }
 
 func num(x float64) string {
@@ -46,14 +71,18 @@ func num(x float64) string {
 	return strconv.FormatFloat(x, 'g', -1, 64)
 }
 
+// row formats a record as the log's columns.
+func row(r Record) []string {
+	return []string{strconv.Itoa(r.Iter), num(r.Seconds), num(r.StepSeconds), num(r.Loss), num(r.Metric),
+		strconv.Itoa(r.NFEForward), strconv.Itoa(r.NFEBwd), strconv.FormatBool(r.Stats), num(r.EvalLoss),
+		num(r.EvalMet), num(r.T1), num(r.DLdT1)}
+}
+
 func (l *logFile) write(r Record) error {
 	if l.w == nil {
 		return nil
 	}
-	row := []string{strconv.Itoa(r.Iter), num(r.Seconds), num(r.StepSeconds), num(r.Loss), num(r.Metric),
-		strconv.Itoa(r.NFEForward), strconv.Itoa(r.NFEBwd), strconv.FormatBool(r.Stats), num(r.EvalLoss),
-		num(r.EvalMet), num(r.T1), num(r.DLdT1)}
-	if err := l.w.Write(row); err != nil {
+	if err := l.w.Write(row(r)); err != nil {
 		return err
 	}
 	l.w.Flush()
@@ -67,39 +96,63 @@ func (l *logFile) close() {
 	}
 }
 
-// ReadCSV reads a log written by Run.
+// ReadCSV reads a log written by Run. A torn last line (a run killed while
+// writing it: no final newline) is dropped; any other malformed row is an
+// error naming its line.
 func ReadCSV(path string) ([]Record, error) {
-	f, err := os.Open(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
+	if i := bytes.LastIndexByte(data, '\n'); i < len(data)-1 {
+		data = data[:i+1] // torn last line
+	}
+	rows, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
 	if err != nil {
 		return nil, fmt.Errorf("trainer: %s: %w", path, err)
 	}
 	var out []Record
-	parse := func(s string) float64 {
-		if s == "" {
-			return math.NaN()
+	for i, r := range rows {
+		if i == 0 {
+			continue // header
 		}
-		v, _ := strconv.ParseFloat(s, 64)
-		return v
-	}
-	for i, row := range rows {
-		if i == 0 || len(row) < len(csvHeader)-1 {
-			continue
+		rec, err := parseRow(r)
+		if err != nil {
+			return nil, fmt.Errorf("trainer: %s line %d: %w", path, i+1, err)
 		}
-		dldt1 := math.NaN()
-		if len(row) >= len(csvHeader) {
-			dldt1 = parse(row[11])
-		}
-		it, _ := strconv.Atoi(row[0])
-		nf, _ := strconv.Atoi(row[5])
-		nb, _ := strconv.Atoi(row[6])
-		out = append(out, Record{Iter: it, Seconds: parse(row[1]), StepSeconds: parse(row[2]), Loss: parse(row[3]),
-			Metric: parse(row[4]), NFEForward: nf, NFEBwd: nb, Stats: row[7] == "true", EvalLoss: parse(row[8]),
-			EvalMet: parse(row[9]), T1: parse(row[10]), DLdT1: dldt1})
+		out = append(out, rec)
 	}
 	return out, nil
+}
+
+// parseRow reads one row; the dldt1 column is optional (older logs).
+func parseRow(r []string) (Record, error) {
+	if len(r) < len(csvHeader)-1 || len(r) > len(csvHeader) {
+		return Record{}, fmt.Errorf("%d columns, want %d", len(r), len(csvHeader))
+	}
+	var err error
+	float := func(s string) float64 {
+		if s == "" || err != nil {
+			return math.NaN()
+		}
+		v, e := strconv.ParseFloat(s, 64)
+		if e != nil {
+			err = e
+		}
+		return v
+	}
+	integer := func(s string) int {
+		v, e := strconv.Atoi(s)
+		if e != nil && err == nil {
+			err = e
+		}
+		return v
+	}
+	rec := Record{Iter: integer(r[0]), Seconds: float(r[1]), StepSeconds: float(r[2]), Loss: float(r[3]),
+		Metric: float(r[4]), NFEForward: integer(r[5]), NFEBwd: integer(r[6]), Stats: r[7] == "true",
+		EvalLoss: float(r[8]), EvalMet: float(r[9]), T1: float(r[10]), DLdT1: math.NaN()}
+	if len(r) == len(csvHeader) {
+		rec.DLdT1 = float(r[11])
+	}
+	return rec, err
 }

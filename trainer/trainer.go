@@ -20,8 +20,25 @@ import (
 	"github.com/snopt-go/snopt/zoo"
 )
 
-// ErrNonFiniteLoss stops training: the loss became NaN or infinite.
-var ErrNonFiniteLoss = errors.New("trainer: non-finite loss")
+// ErrNonFiniteLoss stops training: the loss or a gradient became NaN or
+// infinite. The error is a *DivergedError.
+var ErrNonFiniteLoss = errors.New("trainer: non-finite loss or gradient")
+
+// DivergedError reports the iteration (numbered from 1, as in the log) at
+// which training diverged; the last checkpoint is kept. It matches
+// ErrNonFiniteLoss with errors.Is.
+type DivergedError struct {
+	Label     string
+	Iteration int
+	Cause     string
+}
+
+func (e *DivergedError) Error() string {
+	return fmt.Sprintf("%v: %s diverged at iteration %d: %s; the last checkpoint is kept", ErrNonFiniteLoss, e.Label, e.Iteration, e.Cause)
+}
+
+// Unwrap makes errors.Is(err, ErrNonFiniteLoss) hold.
+func (e *DivergedError) Unwrap() error { return ErrNonFiniteLoss }
 
 // Config configures a run. Zero values mean: no limit (Iterations), no
 // budget, no periodic evaluation, no CSV, no checkpoints, no progress bar.
@@ -32,13 +49,30 @@ type Config struct {
 	Budget time.Duration
 	// EvalEvery evaluates every this many iterations (and at the end).
 	EvalEvery int
-	// CSV is the path of the per-iteration log (appended to on resume).
+	// CSV is the path of the per-iteration log. A fresh run truncates it;
+	// a resumed one keeps its rows up to the checkpoint's iteration (the
+	// rows a killed run wrote after its last checkpoint are replaced by
+	// the resumed run's) and appends.
 	CSV string
-	// CheckpointDir and CheckpointEvery enable atomic checkpoints.
+	// CheckpointDir and CheckpointEvery enable atomic checkpoints, every
+	// CheckpointEvery iterations and at the end. A fresh run (not Resume)
+	// removes the checkpoints of an earlier run in CheckpointDir.
 	CheckpointDir   string
 	CheckpointEvery int
-	// Resume loads the latest checkpoint of CheckpointDir first, if any.
+	// Resume continues from the latest checkpoint of CheckpointDir when
+	// there is one, verifying that it restored the parameters, the
+	// iteration counter, every State and the same Settings (else
+	// ErrResume). Without a checkpoint the run starts afresh, and a previous
+	// log is kept beside the new one as CSV + ".prev".
 	Resume bool
+	// State is saved with every checkpoint and restored on resume (data
+	// streams, end-time policies: whatever else decides the next
+	// iterations), by name.
+	State map[string]Stateful
+	// Settings describe the run (learning rate, batch size, seed, ...);
+	// they are saved with every checkpoint, and resuming with different
+	// ones is ErrResume naming them.
+	Settings map[string]string
 	// Progress shows a progress bar on Out.
 	Progress bool
 	// Out receives the progress bar and messages; nil means os.Stderr.
@@ -66,7 +100,9 @@ type Record struct {
 
 // Result summarises a run.
 type Result struct {
-	Label   string
+	Label string
+	// Records are the log's rows of the whole run (those kept from before a
+	// resume included) when CSV is set, else this call's.
 	Records []Record
 	// Final evaluation.
 	EvalLoss, EvalMetric float64
@@ -93,21 +129,39 @@ func Run(m zoo.Model, st *snoptx.Stepper, next func() *zoo.Batch, eval Evaluator
 	}
 	res := &Result{Label: cfg.Label}
 	ck := &checkpointer{dir: cfg.CheckpointDir}
-	if cfg.Resume && cfg.CheckpointDir != "" {
-		meta, err := ck.restore(st)
-		if err != nil {
+	var restored *meta
+	if cfg.CheckpointDir != "" {
+		var err error
+		if cfg.Resume {
+			if restored, err = ck.restore(st, &cfg); err != nil {
+				return nil, err
+			}
+		} else if found, err := ck.clear(); err != nil {
 			return nil, err
-		}
-		if meta != nil {
-			res.Seconds, res.Iterations = meta.Seconds, meta.Iteration
-			fmt.Fprintf(out, "trainer: resumed %s at iteration %d (%.1fs)\n", cfg.Label, meta.Iteration, meta.Seconds)
+		} else if found {
+			fmt.Fprintf(out, "trainer: %s starts afresh: removed the earlier checkpoints in %s\n", cfg.Label, cfg.CheckpointDir)
 		}
 	}
-	log, err := openLog(cfg.CSV, cfg.Resume && res.Iterations > 0)
+	if restored != nil {
+		res.Seconds, res.Iterations = restored.Seconds, restored.Iteration
+		fmt.Fprintf(out, "trainer: resumed %s at iteration %d (%.1fs) from %s\n", cfg.Label, restored.Iteration, restored.Seconds, cfg.CheckpointDir)
+	} else if cfg.Resume && cfg.CSV != "" {
+		if _, err := os.Stat(cfg.CSV); err == nil {
+			if err := os.Rename(cfg.CSV, cfg.CSV+".prev"); err != nil {
+				return nil, fmt.Errorf("trainer: log: %w", err)
+			}
+			fmt.Fprintf(out, "trainer: %s has no checkpoint to resume from; starting at iteration 0 (the previous log is now %s.prev)\n", cfg.Label, cfg.CSV)
+		}
+	}
+	log, kept, err := openLog(cfg.CSV, restored != nil, res.Iterations)
 	if err != nil {
 		return nil, err
 	}
 	defer log.close()
+	if restored != nil && cfg.CSV != "" && len(kept) != res.Iterations {
+		fmt.Fprintf(out, "trainer: warning: %s holds %d rows for the checkpoint's %d iterations\n", cfg.CSV, len(kept), res.Iterations)
+	}
+	res.Records = kept
 	var bar *progressbar.ProgressBar
 	if cfg.Progress {
 		total := int64(cfg.Iterations)
@@ -125,23 +179,26 @@ func Run(m zoo.Model, st *snoptx.Stepper, next func() *zoo.Batch, eval Evaluator
 		b := next()
 		start := time.Now()
 		stats := st.NeedsStats()
+		iter := res.Iterations + 1 // numbered from 1, as in the log
 		step, err := m.Step(b, stats)
 		if err != nil {
-			return res, fmt.Errorf("trainer: %s iteration %d: %w", cfg.Label, res.Iterations, err)
+			return res, fmt.Errorf("trainer: %s iteration %d: %w", cfg.Label, iter, err)
 		}
 		if math.IsNaN(step.Loss) || math.IsInf(step.Loss, 0) {
-			return res, fmt.Errorf("%w at iteration %d (%s): loss = %g; the last checkpoint is kept",
-				ErrNonFiniteLoss, res.Iterations, cfg.Label, step.Loss)
+			return res, &DivergedError{Label: cfg.Label, Iteration: iter, Cause: fmt.Sprintf("loss = %g", step.Loss)}
 		}
 		var factors = step.Stats
 		if !stats {
 			factors = nil
 		}
 		if err := st.Step(step.Grads, factors, b.Size); err != nil {
-			return res, fmt.Errorf("trainer: %s update %d: %w", cfg.Label, res.Iterations, err)
+			if errors.Is(err, snoptx.ErrNonFinite) {
+				return res, &DivergedError{Label: cfg.Label, Iteration: iter, Cause: err.Error()}
+			}
+			return res, fmt.Errorf("trainer: %s update %d: %w", cfg.Label, iter, err)
 		}
 		if cfg.Hook != nil {
-			if err := cfg.Hook(res.Iterations+1, step); err != nil {
+			if err := cfg.Hook(iter, step); err != nil {
 				return res, err
 			}
 		}
@@ -166,7 +223,7 @@ func Run(m zoo.Model, st *snoptx.Stepper, next func() *zoo.Batch, eval Evaluator
 			return res, err
 		}
 		if cfg.CheckpointDir != "" && cfg.CheckpointEvery > 0 && (res.Iterations%cfg.CheckpointEvery == 0 || last) {
-			if err := ck.save(st, res); err != nil {
+			if err := ck.save(st, res, &cfg); err != nil {
 				return res, err
 			}
 		}

@@ -2,9 +2,12 @@ package trainer
 
 import (
 	"errors"
+	"io"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
@@ -96,7 +99,7 @@ func TestNonFiniteLossKeepsLastCheckpoint(t *testing.T) {
 	m, st := setup(t, 6)
 	_, err := Run(m, st, next, nil, Config{Iterations: 10, CheckpointDir: dir, CheckpointEvery: 2, Label: "sgd"})
 	require.ErrorIs(t, err, ErrNonFiniteLoss)
-	assert.Contains(t, err.Error(), "iteration 5")
+	assert.Contains(t, err.Error(), "iteration 6", "numbered as in the log")
 	latest, err := os.ReadFile(filepath.Join(dir, "LATEST"))
 	require.NoError(t, err)
 	assert.Equal(t, "ckpt-000000004", string(latest))
@@ -130,4 +133,216 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, recs, 6, "the log continues across the resume")
 	assert.False(t, errors.Is(err, ErrNonFiniteLoss))
+}
+
+// noisyQuad is quadModel whose gradient adds the batch's noise vector, so
+// the iterates depend on the data stream's position.
+type noisyQuad struct{ *quadModel }
+
+func (m noisyQuad) Step(b *zoo.Batch, stats bool) (*zoo.StepResult, error) {
+	res, err := m.quadModel.Step(b, stats)
+	if err != nil {
+		return nil, err
+	}
+	g := tensors.MustCopyFlatData[float64](res.Grads[m.w.ScopeAndName()])
+	noise := tensors.MustCopyFlatData[float64](b.X)
+	for i := range g {
+		g[i] += noise[i]
+	}
+	res.Grads[m.w.ScopeAndName()] = tensors.FromValue(g)
+	res.Loss += noise[0]
+	return res, nil
+}
+
+// noiseStream draws batches from a seeded PCG; its state is the generator's.
+type noiseStream struct{ src *rand.PCG }
+
+func newNoiseStream(seed uint64) *noiseStream { return &noiseStream{src: rand.NewPCG(seed, 1)} }
+
+func (s *noiseStream) next() *zoo.Batch {
+	r := rand.New(s.src)
+	return &zoo.Batch{X: tensors.FromValue([]float64{r.NormFloat64(), r.NormFloat64()}), Size: 1}
+}
+func (s *noiseStream) MarshalBinary() ([]byte, error)  { return s.src.MarshalBinary() }
+func (s *noiseStream) UnmarshalBinary(b []byte) error { return s.src.UnmarshalBinary(b) }
+
+// logRows reads a log as its formatted rows (shortest exact float
+// formatting, so equal strings are equal bits), wall-clock columns dropped.
+func logRows(t *testing.T, path string) [][]string {
+	recs, err := ReadCSV(path)
+	require.NoError(t, err)
+	var out [][]string
+	for _, r := range recs {
+		r.Seconds, r.StepSeconds = 0, 0
+		out = append(out, row(r))
+	}
+	return out
+}
+
+// TestResumeIsBitIdenticalAndLogConsistent: a run stopped after iteration 7
+// with its last checkpoint at 6, whose log then holds a row past the
+// checkpoint and a torn line, resumes to 12 iterations with a log equal,
+// row for row and bit for bit (time columns aside), to an uninterrupted
+// run's; the data stream continues where the checkpoint left it.
+func TestResumeIsBitIdenticalAndLogConsistent(t *testing.T) {
+	dir := t.TempDir()
+	settings := map[string]string{"lr": "0.1"}
+	run := func(csv string, iters int, resume bool, stopAt int) (*Result, *quadModel, error) {
+		ctx := context.New()
+		m := noisyQuad{newQuad(ctx, 0)}
+		opt, err := snoptx.SGD().LearningRate(0.1).Done()
+		require.NoError(t, err)
+		st, err := snoptx.NewStepper(testutil.Backend(), ctx, opt, m.Params())
+		require.NoError(t, err)
+		data := newNoiseStream(7)
+		hook := func(iter int, _ *zoo.StepResult) error {
+			if iter == stopAt {
+				return errors.New("killed")
+			}
+			return nil
+		}
+		res, err := Run(m, st, data.next, func() (float64, float64, error) { return m.Evaluate(nil) }, Config{
+			Iterations: iters, EvalEvery: 4, CSV: csv, CheckpointDir: filepath.Join(dir, filepath.Base(csv)+"-ck"),
+			CheckpointEvery: 3, Resume: resume, Label: "sgd", Hook: hook, Settings: settings,
+			State: map[string]Stateful{"data": data}, Out: io.Discard})
+		return res, m.quadModel, err
+	}
+	full := filepath.Join(dir, "full.csv")
+	_, mFull, err := run(full, 12, false, 0)
+	require.NoError(t, err)
+
+	part := filepath.Join(dir, "part.csv")
+	_, _, err = run(part, 12, false, 8) // iteration 8 fails: rows 1–7 logged, checkpoint at 6
+	require.ErrorContains(t, err, "killed")
+	f, err := os.OpenFile(part, os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString("8,1,1,0.5,0.5,0,0,false,,,,\n9,1,1,0.") // a stray row and a torn one
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	res, mPart, err := run(part, 12, true, 0)
+	require.NoError(t, err)
+	assert.Equal(t, 12, res.Iterations)
+	assert.Len(t, res.Records, 12, "the kept rows and the new ones")
+	assert.Equal(t, logRows(t, full), logRows(t, part))
+	assert.Equal(t, tensors.MustCopyFlatData[float64](mFull.w.MustValue()), tensors.MustCopyFlatData[float64](mPart.w.MustValue()))
+}
+
+// TestResumeVerifiesWhatItRestores: a checkpoint missing its variables,
+// its metadata or a state, or written with other settings, is ErrResume,
+// never a silent fresh start.
+func TestResumeVerifiesWhatItRestores(t *testing.T) {
+	setupRun := func(t *testing.T) (string, func(cfg Config) error) {
+		dir := filepath.Join(t.TempDir(), "ck")
+		m, st := setup(t, 0)
+		data := newNoiseStream(1)
+		_, err := Run(noisyQuad{m}, st, data.next, nil, Config{Iterations: 4, CheckpointDir: dir, CheckpointEvery: 2,
+			Label: "sgd", Settings: map[string]string{"lr": "0.1"}, State: map[string]Stateful{"data": data}})
+		require.NoError(t, err)
+		return dir, func(cfg Config) error {
+			m, st := setup(t, 0)
+			cfg.Iterations, cfg.CheckpointDir, cfg.Resume, cfg.Label, cfg.Out = 6, dir, true, "sgd", io.Discard
+			_, err := Run(noisyQuad{m}, st, newNoiseStream(1).next, nil, cfg)
+			return err
+		}
+	}
+	good := Config{Settings: map[string]string{"lr": "0.1"}, State: map[string]Stateful{"data": newNoiseStream(1)}}
+	t.Run("intact", func(t *testing.T) {
+		_, resume := setupRun(t)
+		require.NoError(t, resume(good))
+	})
+	t.Run("variables missing", func(t *testing.T) {
+		dir, resume := setupRun(t)
+		latest, err := os.ReadFile(filepath.Join(dir, "LATEST"))
+		require.NoError(t, err)
+		entries, err := os.ReadDir(filepath.Join(dir, string(latest)))
+		require.NoError(t, err)
+		for _, e := range entries {
+			if e.Name() != "trainer.json" && !strings.HasPrefix(e.Name(), "state-") {
+				require.NoError(t, os.Remove(filepath.Join(dir, string(latest), e.Name())))
+			}
+		}
+		assert.ErrorIs(t, resume(good), ErrResume)
+	})
+	t.Run("metadata missing", func(t *testing.T) {
+		dir, resume := setupRun(t)
+		latest, err := os.ReadFile(filepath.Join(dir, "LATEST"))
+		require.NoError(t, err)
+		require.NoError(t, os.Remove(filepath.Join(dir, string(latest), "trainer.json")))
+		assert.ErrorIs(t, resume(good), ErrResume)
+	})
+	t.Run("other settings", func(t *testing.T) {
+		_, resume := setupRun(t)
+		cfg := good
+		cfg.Settings = map[string]string{"lr": "0.2"}
+		err := resume(cfg)
+		assert.ErrorIs(t, err, ErrResume)
+		assert.ErrorContains(t, err, `lr: saved "0.1", now "0.2"`)
+	})
+	t.Run("state not saved", func(t *testing.T) {
+		_, resume := setupRun(t)
+		cfg := good
+		cfg.State = map[string]Stateful{"data": newNoiseStream(1), "policy": newNoiseStream(2)}
+		assert.ErrorIs(t, resume(cfg), ErrResume)
+	})
+}
+
+// TestResumeWithoutCheckpointKeepsOldLog: resuming a run killed before its
+// first checkpoint starts afresh and keeps the old log as .prev.
+func TestResumeWithoutCheckpointKeepsOldLog(t *testing.T) {
+	dir := t.TempDir()
+	csv := filepath.Join(dir, "log.csv")
+	require.NoError(t, os.WriteFile(csv, []byte("iter\n1\n"), 0o644))
+	m, st := setup(t, 0)
+	res, err := Run(m, st, next, nil, Config{Iterations: 2, CSV: csv, CheckpointDir: filepath.Join(dir, "ck"),
+		CheckpointEvery: 10, Resume: true, Label: "sgd", Out: io.Discard})
+	require.NoError(t, err)
+	assert.Equal(t, 2, res.Iterations)
+	old, err := os.ReadFile(csv + ".prev")
+	require.NoError(t, err)
+	assert.Equal(t, "iter\n1\n", string(old))
+	assert.Len(t, logRows(t, csv), 2)
+}
+
+// TestReadCSVToleratesOnlyATornLastLine: a last line without its newline
+// is dropped; a malformed row elsewhere is an error naming its line.
+func TestReadCSVToleratesOnlyATornLastLine(t *testing.T) {
+	dir := t.TempDir()
+	header := strings.Join(csvHeader, ",") + "\n"
+	good := "1,0.5,0.5,2,0.1,10,12,true,,,1,\n"
+	torn := filepath.Join(dir, "torn.csv")
+	require.NoError(t, os.WriteFile(torn, []byte(header+good+"2,0.9,0.4,1.9"), 0o644))
+	recs, err := ReadCSV(torn)
+	require.NoError(t, err)
+	require.Len(t, recs, 1)
+	assert.Equal(t, 2.0, recs[0].Loss)
+	assert.Equal(t, 12, recs[0].NFEBwd)
+	assert.True(t, recs[0].Stats)
+	bad := filepath.Join(dir, "bad.csv")
+	require.NoError(t, os.WriteFile(bad, []byte(header+"1,x,0.5,2,0.1,10,12,true,,,1,\n"+good), 0o644))
+	_, err = ReadCSV(bad)
+	assert.ErrorContains(t, err, "line 2")
+}
+
+// nanGradModel returns a NaN gradient at one call.
+type nanGradModel struct{ *quadModel }
+
+func (m nanGradModel) Step(b *zoo.Batch, stats bool) (*zoo.StepResult, error) {
+	res, err := m.quadModel.Step(b, stats)
+	if m.calls == 3 {
+		res.Grads[m.w.ScopeAndName()] = tensors.FromValue([]float64{math.NaN(), 0})
+	}
+	return res, err
+}
+
+// TestNonFiniteGradientIsDivergence: a NaN gradient stops the run as
+// diverged at that iteration, with the parameters of the iteration before.
+func TestNonFiniteGradientIsDivergence(t *testing.T) {
+	m, st := setup(t, 0)
+	_, err := Run(nanGradModel{m}, st, next, nil, Config{Iterations: 5, Label: "sgd"})
+	var div *DivergedError
+	require.ErrorAs(t, err, &div)
+	assert.Equal(t, 3, div.Iteration)
+	assert.ErrorIs(t, err, ErrNonFiniteLoss)
+	assert.Equal(t, int64(2), st.Iteration())
 }
