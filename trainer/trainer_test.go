@@ -163,7 +163,7 @@ func (s *noiseStream) next() *zoo.Batch {
 	r := rand.New(s.src)
 	return &zoo.Batch{X: tensors.FromValue([]float64{r.NormFloat64(), r.NormFloat64()}), Size: 1}
 }
-func (s *noiseStream) MarshalBinary() ([]byte, error)  { return s.src.MarshalBinary() }
+func (s *noiseStream) MarshalBinary() ([]byte, error) { return s.src.MarshalBinary() }
 func (s *noiseStream) UnmarshalBinary(b []byte) error { return s.src.UnmarshalBinary(b) }
 
 // logRows reads a log as its formatted rows (shortest exact float
