@@ -1,32 +1,96 @@
 package zoo
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
 	"math/rand/v2"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 )
 
+// ErrInvalid reports a bad argument to a model or data constructor.
+var ErrInvalid = errors.New("zoo: invalid argument")
+
 // Batcher cuts a data set into mini-batches, reshuffled every epoch with a
-// seeded generator (deterministic for a given seed).
+// seeded generator (deterministic for a given seed). Its position (the
+// generator, the epoch and the place in it) is saved by MarshalBinary and
+// restored by UnmarshalBinary, so a resumed run draws the same batches.
 type Batcher struct {
 	n, size int
+	src     *rand.PCG
 	rng     *rand.Rand
 	perm    []int
+	permSrc []byte // the generator's state before it drew perm
 	pos     int
 	epoch   int
 	make    func(idx []int) *Batch
 }
 
-// NewImageBatcher returns a batcher over images with the given batch size.
-func NewImageBatcher(im *Images, size int, seed uint64) *Batcher {
-	return &Batcher{n: im.N, size: min(size, im.N), rng: rand.New(rand.NewPCG(seed, 0x5eed)),
-		make: func(idx []int) *Batch { return ImageBatch(im, idx) }}
+// NewImageBatcher returns a batcher over images with the given batch size
+// (at least 1; capped at the number of images).
+func NewImageBatcher(im *Images, size int, seed uint64) (*Batcher, error) {
+	if im == nil || im.N < 1 {
+		return nil, fmt.Errorf("%w: no images to batch", ErrInvalid)
+	}
+	if size < 1 {
+		return nil, fmt.Errorf("%w: batch size %d (want ≥ 1)", ErrInvalid, size)
+	}
+	src := rand.NewPCG(seed, 0x5eed)
+	return &Batcher{n: im.N, size: min(size, im.N), src: src, rng: rand.New(src),
+		make: func(idx []int) *Batch { return ImageBatch(im, idx) }}, nil
+}
+
+// batcherState is a Batcher's position.
+type batcherState struct {
+	N, Size int
+	PermSrc []byte // nil before the first batch
+	Pos     int
+	Epoch   int
+	Src     []byte
+}
+
+// MarshalBinary saves the batcher's position (implements
+// encoding.BinaryMarshaler).
+func (b *Batcher) MarshalBinary() ([]byte, error) {
+	src, err := b.src.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(batcherState{N: b.n, Size: b.size, PermSrc: b.permSrc, Pos: b.pos, Epoch: b.epoch, Src: src})
+}
+
+// UnmarshalBinary restores a position saved by MarshalBinary from a batcher
+// over a data set of the same size and the same batch size.
+func (b *Batcher) UnmarshalBinary(data []byte) error {
+	var st batcherState
+	if err := json.Unmarshal(data, &st); err != nil {
+		return fmt.Errorf("%w: batcher state: %v", ErrInvalid, err)
+	}
+	if st.N != b.n || st.Size != b.size || st.Pos < 0 || st.Pos > st.N || st.Epoch < 0 {
+		return fmt.Errorf("%w: batcher state for %d items in batches of %d (at %d), this batcher has %d in batches of %d",
+			ErrInvalid, st.N, st.Size, st.Pos, b.n, b.size)
+	}
+	perm := []int(nil)
+	if st.PermSrc != nil {
+		// The permutation is redrawn from the generator's state before it.
+		if err := b.src.UnmarshalBinary(st.PermSrc); err != nil {
+			return fmt.Errorf("%w: batcher state: %v", ErrInvalid, err)
+		}
+		perm = b.rng.Perm(b.n)
+	}
+	if err := b.src.UnmarshalBinary(st.Src); err != nil {
+		return fmt.Errorf("%w: batcher state: %v", ErrInvalid, err)
+	}
+	b.perm, b.permSrc, b.pos, b.epoch = perm, st.PermSrc, st.Pos, st.Epoch
+	return nil
 }
 
 // Next returns the next mini-batch (full batches only; a new epoch starts
 // when fewer than size items remain).
 func (b *Batcher) Next() *Batch {
 	if b.perm == nil || b.pos+b.size > b.n {
+		b.permSrc, _ = b.src.MarshalBinary() // a PCG's state always marshals
 		b.perm = b.rng.Perm(b.n)
 		b.pos = 0
 		b.epoch++

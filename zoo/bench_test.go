@@ -20,7 +20,7 @@ func BenchmarkClassifierStep(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	batch := NewImageBatcher(train, 128, 1).Next()
+	batch := firstBatch(b, train, 128)
 	if _, err := m.Step(batch, false); err != nil {
 		b.Fatal(err)
 	}

@@ -17,7 +17,7 @@ func TestClassifierSmoke(t *testing.T) {
 	ctx := context.New()
 	m, err := NewClassifier(testutil.Backend(), ctx, ClassifierConfig{Width: 8})
 	require.NoError(t, err)
-	b := NewImageBatcher(train, 32, 1).Next()
+	b := firstBatch(t, train, 32)
 	res, err := m.Step(b, true)
 	require.NoError(t, err)
 	t.Logf("loss %.4f acc %.3f nfe %d/%d grads %d stats %d", res.Loss, res.Metric, res.NFEForward, res.NFEBackward, len(res.Grads), len(res.Stats))
@@ -40,7 +40,7 @@ func TestClassifierODEParams(t *testing.T) {
 	ctx := context.New()
 	m, err := NewClassifier(testutil.Backend(), ctx, ClassifierConfig{Width: 4})
 	require.NoError(t, err)
-	_, err = m.Step(NewImageBatcher(train, 8, 1).Next(), false)
+	_, err = m.Step(firstBatch(t, train, 8), false)
 	require.NoError(t, err)
 	all := map[string]bool{}
 	for _, v := range m.Params() {

@@ -18,8 +18,8 @@ func TestCNFTrainsOnCircles(t *testing.T) {
 		Solver: &odeint.Options{RTol: 1e-4, ATol: 1e-5}, GridIntervals: 10})
 	require.NoError(t, err)
 	data := NewCircles(1)
-	test := data.Batch(256)
-	first, err := m.Step(data.Batch(64), true)
+	test := circles(t, data, 256)
+	first, err := m.Step(circles(t, data, 64), true)
 	require.NoError(t, err)
 	require.NotEmpty(t, first.Stats)
 	opt, err := snoptx.SNOpt().LearningRate(0.05).RefreshEvery(5).Done()
@@ -30,7 +30,7 @@ func TestCNFTrainsOnCircles(t *testing.T) {
 	require.NoError(t, err)
 	for range 15 {
 		stats := st.NeedsStats()
-		res, err := m.Step(data.Batch(64), stats)
+		res, err := m.Step(circles(t, data, 64), stats)
 		require.NoError(t, err)
 		if !stats {
 			res.Stats = nil

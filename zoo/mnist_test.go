@@ -1,0 +1,125 @@
+package zoo
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/binary"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// idxImages writes an idx3 image file: magic 0x803, n, rows, cols, pixels.
+func idxImages(n, h, w uint32, pix []byte) []byte {
+	var buf bytes.Buffer
+	_ = binary.Write(&buf, binary.BigEndian, [4]uint32{0x803, n, h, w})
+	buf.Write(pix)
+	return buf.Bytes()
+}
+
+// idxLabels writes an idx1 label file: magic 0x801, n, labels.
+func idxLabels(labels []byte) []byte {
+	var buf bytes.Buffer
+	_ = binary.Write(&buf, binary.BigEndian, [2]uint32{0x801, uint32(len(labels))})
+	buf.Write(labels)
+	return buf.Bytes()
+}
+
+// TestIDXRoundTrip: a 3-image 2×4 fixture in the exact idx format, gzipped
+// as MNIST ships it, loads with normalised pixels in row-major order.
+func TestIDXRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	pix := make([]byte, 3*2*4)
+	for i := range pix {
+		pix[i] = byte(i * 10)
+	}
+	write := func(name string, data []byte) {
+		var buf bytes.Buffer
+		z := gzip.NewWriter(&buf)
+		_, _ = z.Write(data)
+		require.NoError(t, z.Close())
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name+".gz"), buf.Bytes(), 0o644))
+	}
+	write("train-images-idx3-ubyte", idxImages(3, 2, 4, pix))
+	write("train-labels-idx1-ubyte", idxLabels([]byte{7, 0, 9}))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "t10k-images-idx3-ubyte"), idxImages(1, 2, 4, pix[:8]), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "t10k-labels-idx1-ubyte"), idxLabels([]byte{3}), 0o644))
+	train, test, err := LoadMNIST(dir)
+	require.NoError(t, err)
+	assert.Equal(t, []int{3, 2, 4, 1}, []int{train.N, train.H, train.W, train.C})
+	assert.Equal(t, []int{7, 0, 9}, train.Labels)
+	assert.Equal(t, 1, test.N)
+	for i, b := range pix {
+		assert.InDelta(t, (float64(b)/255-mnistMean)/mnistStd, float64(train.Pixels[i]), 1e-6)
+	}
+}
+
+// TestIDXRejectsBadHeaders: overflowing or zero dimensions, truncated data,
+// wrong magic and out-of-range labels are ErrCorruptData, never a panic.
+func TestIDXRejectsBadHeaders(t *testing.T) {
+	for name, data := range map[string][]byte{
+		"product overflows int":    idxImages(math.MaxUint32, math.MaxUint32, math.MaxUint32, nil),
+		"product wraps to zero":    idxImages(1<<16, 1<<16, 1<<16, nil),
+		"zero rows":                idxImages(5, 0, 4, nil),
+		"more than the file holds": idxImages(1000, 28, 28, make([]byte, 100)),
+		"wrong magic":              idxLabels([]byte{1}),
+		"short header":             {0, 0, 8},
+	} {
+		_, err := ReadIDXImages(bytes.NewReader(data))
+		assert.ErrorIs(t, err, ErrCorruptData, name)
+	}
+	for name, data := range map[string][]byte{
+		"label 10":  idxLabels([]byte{1, 10}),
+		"truncated": idxLabels([]byte{1, 2})[:9],
+		"huge":      idxImages(0xffffffff, 1, 1, nil)[:8],
+	} {
+		_, err := ReadIDXLabels(bytes.NewReader(data))
+		assert.ErrorIs(t, err, ErrCorruptData, name)
+	}
+}
+
+// FuzzReadIDXImages: any input parses or is ErrCorruptData; parsed images
+// have consistent sizes.
+func FuzzReadIDXImages(f *testing.F) {
+	f.Add(idxImages(2, 3, 2, make([]byte, 12)))
+	f.Add(idxImages(1<<16, 1<<16, 1<<16, nil))
+	f.Add(idxImages(1, 1, 1, nil))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		im, err := ReadIDXImages(bytes.NewReader(data))
+		if err != nil {
+			require.ErrorIs(t, err, ErrCorruptData)
+			return
+		}
+		require.Equal(t, im.N*im.H*im.W*im.C, len(im.Pixels))
+		require.LessOrEqual(t, len(im.Pixels), len(data))
+	})
+}
+
+// FuzzReadIDXLabels: any input parses to labels 0–9 or is ErrCorruptData.
+func FuzzReadIDXLabels(f *testing.F) {
+	f.Add(idxLabels([]byte{0, 9, 3}))
+	f.Add(idxLabels([]byte{11}))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		labels, err := ReadIDXLabels(bytes.NewReader(data))
+		if err != nil {
+			require.ErrorIs(t, err, ErrCorruptData)
+			return
+		}
+		for _, l := range labels {
+			require.True(t, l >= 0 && l <= 9)
+		}
+	})
+}
+
+// TestMNISTDirFindsTheModule: the go command locates the GoMNIST module's
+// idx files (the test runs inside this module, whose go.mod requires it).
+func TestMNISTDirFindsTheModule(t *testing.T) {
+	dir, err := MNISTDir()
+	require.NoError(t, err)
+	_, err = os.Stat(filepath.Join(dir, "t10k-labels-idx1-ubyte.gz"))
+	assert.NoError(t, err)
+}
