@@ -1,9 +1,12 @@
 // Package backend creates the GoMLX backend used by snopt-go.
 //
-// The embedded default is GoMLX's pure-Go backend ("go", simplego) configured
-// with parallelism=0: its default parallel mode can deadlock on graphs with
-// several matrix products side by side, and on two cores the inline mode was
-// the fastest. Nothing here needs cgo or downloads anything.
+// The embedded default is GoMLX's pure-Go backend ("go", simplego) with ops
+// executed sequentially (ops_sequential): its parallel op executor can
+// deadlock on graphs with several matrix products side by side (plain "go"
+// hangs ordinary adjoint calls), and on two cores sequential ops were the
+// fastest. Every configuration of the "go" backend is given ops_sequential
+// (with a one-line notice when the caller's did not say it), and
+// ops_parallel is refused. Nothing here needs cgo or downloads anything.
 //
 // The XLA/PJRT backend (GPU) is opt-in: build with `-tags xla` and set
 // GOMLX_BACKEND, for example
@@ -16,6 +19,7 @@
 package backend
 
 import (
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -43,9 +47,45 @@ func New() (backends.Backend, error) {
 	return NewWithConfig(config)
 }
 
+// ErrUnsafeConfig reports a backend configuration known to deadlock.
+var ErrUnsafeConfig = errors.New("backend: unsafe configuration")
+
+// Safe returns the configuration New uses for config: for the pure-Go
+// backend, config with ops_sequential added when missing (and a notice
+// saying so); ErrUnsafeConfig for ops_parallel. Other backends pass through.
+func Safe(config string) (safe, notice string, err error) {
+	name, opts, _ := strings.Cut(config, ":")
+	if name != "go" {
+		return config, "", nil
+	}
+	var parts []string
+	for _, p := range strings.Split(opts, ",") {
+		switch p {
+		case "":
+			continue
+		case "ops_parallel":
+			return "", "", errors.Wrapf(ErrUnsafeConfig, "%q: simplego's parallel op executor deadlocks on the adjoint's graphs; "+
+				"use ops_sequential (the default here), or parallelism=N to bound its other workers", config)
+		case "ops_sequential":
+			return config, "", nil
+		}
+		parts = append(parts, p)
+	}
+	safe = "go:" + strings.Join(append(parts, "ops_sequential"), ",")
+	return safe, fmt.Sprintf("backend: %s=%q runs as %q (simplego's parallel op executor deadlocks on adjoint graphs)", EnvVar, config, safe), nil
+}
+
 // NewWithConfig returns the backend for config ("name" or "name:options",
-// as GoMLX's backends.NewWithConfig takes it).
+// as GoMLX's backends.NewWithConfig takes it), made safe by Safe; its
+// notice, if any, goes to standard error.
 func NewWithConfig(config string) (backends.Backend, error) {
+	config, notice, err := Safe(config)
+	if err != nil {
+		return nil, err
+	}
+	if notice != "" {
+		fmt.Fprintln(os.Stderr, notice)
+	}
 	name, _, _ := strings.Cut(config, ":")
 	if !slices.Contains(backends.List(), name) {
 		return nil, errors.Errorf("backend: %q is not linked into this binary (available: %v); "+
