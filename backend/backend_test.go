@@ -30,13 +30,13 @@ func TestBadSimpleGoOptionIsAnError(t *testing.T) {
 // deadlocks on adjoint graphs, is refused; other backends pass through.
 func TestPureGoAlwaysRunsOpsSequentially(t *testing.T) {
 	for in, want := range map[string]string{
-		"go":                               "go:ops_sequential",
-		"go:":                              "go:ops_sequential",
-		"go:parallelism=0":                 "go:parallelism=0,ops_sequential",
+		"go":                                "go:ops_sequential",
+		"go:":                               "go:ops_sequential",
+		"go:parallelism=0":                  "go:parallelism=0,ops_sequential",
 		"go:dotgeneral_small,parallelism=2": "go:dotgeneral_small,parallelism=2,ops_sequential",
-		"go:ops_sequential":                "go:ops_sequential",
-		"go:parallelism=1,ops_sequential":  "go:parallelism=1,ops_sequential",
-		"xla:/abs/plugin.so":               "xla:/abs/plugin.so",
+		"go:ops_sequential":                 "go:ops_sequential",
+		"go:parallelism=1,ops_sequential":   "go:parallelism=1,ops_sequential",
+		"xla:/abs/plugin.so":                "xla:/abs/plugin.so",
 	} {
 		got, notice, err := Safe(in)
 		require.NoError(t, err, in)
