@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image/color"
 	"math"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -35,6 +36,8 @@ func PlotCurves(runs []*Result, series Series, bySeconds bool, title, yLabel, pa
 	p := plot.New()
 	p.Title.Text = title
 	p.Y.Label.Text = yLabel
+	p.Y.Tick.Marker = exactTicks{}
+	p.X.Tick.Marker = exactTicks{}
 	p.X.Label.Text = "iteration"
 	if bySeconds {
 		p.X.Label.Text = "wall-clock seconds (training)"
@@ -86,4 +89,39 @@ func PlotCurves(runs []*Result, series Series, bySeconds bool, title, yLabel, pa
 		return fmt.Errorf("trainer: plot %s: %w", path, err)
 	}
 	return nil
+}
+
+// exactTicks places ticks where gonum's DefaultTicks does and labels each
+// major tick with the fewest decimals that still read back as the value it
+// marks (DefaultTicks may round a tick at 1.55 to "1.6").
+type exactTicks struct{}
+
+// Ticks implements plot.Ticker.
+func (exactTicks) Ticks(min, max float64) []plot.Tick {
+	ticks := plot.DefaultTicks{}.Ticks(min, max)
+	scale := math.Max(math.Abs(min), math.Abs(max))
+	format := byte('f')
+	if scale != 0 && (scale < 1e-3 || scale >= 1e7) {
+		format = 'g'
+	}
+	for prec := 0; prec <= 15; prec++ {
+		exact := true
+		for _, tk := range ticks {
+			if tk.Label == "" {
+				continue
+			}
+			s := strconv.FormatFloat(tk.Value, format, prec, 64)
+			v, _ := strconv.ParseFloat(s, 64)
+			exact = exact && math.Abs(v-tk.Value) <= 1e-9*math.Max(scale, 1e-300)
+		}
+		if exact {
+			for i, tk := range ticks {
+				if tk.Label != "" {
+					ticks[i].Label = strconv.FormatFloat(tk.Value, format, prec, 64)
+				}
+			}
+			break
+		}
+	}
+	return ticks
 }
