@@ -118,8 +118,9 @@ type Evaluator func() (loss, metric float64, err error)
 type T1Reporter interface{ T1() float64 }
 
 // Run trains m with st on batches from next until the iteration count or the
-// budget is reached.
-func Run(m zoo.Model, st *snoptx.Stepper, next func() *zoo.Batch, eval Evaluator, cfg Config) (*Result, error) {
+// budget is reached. Errors name the iteration as the log numbers it (from
+// 1); a NaN or infinite loss or gradient is a *DivergedError.
+func Run(m zoo.Model, st *snoptx.Stepper, next func() (*zoo.Batch, error), eval Evaluator, cfg Config) (*Result, error) {
 	out := cfg.Out
 	if out == nil {
 		out = os.Stderr
@@ -176,10 +177,13 @@ func Run(m zoo.Model, st *snoptx.Stepper, next func() *zoo.Batch, eval Evaluator
 			(cfg.Budget > 0 && res.Seconds >= cfg.Budget.Seconds())
 	}
 	for !done() {
-		b := next()
+		iter := res.Iterations + 1 // numbered from 1, as in the log
+		b, err := next()
+		if err != nil {
+			return res, fmt.Errorf("trainer: %s batch for iteration %d: %w", cfg.Label, iter, err)
+		}
 		start := time.Now()
 		stats := st.NeedsStats()
-		iter := res.Iterations + 1 // numbered from 1, as in the log
 		step, err := m.Step(b, stats)
 		if err != nil {
 			return res, fmt.Errorf("trainer: %s iteration %d: %w", cfg.Label, iter, err)

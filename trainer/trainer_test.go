@@ -69,7 +69,7 @@ func setup(t *testing.T, nanAt int) (*quadModel, *snoptx.Stepper) {
 	return m, st
 }
 
-func next() *zoo.Batch { return &zoo.Batch{Size: 1} }
+func next() (*zoo.Batch, error) { return &zoo.Batch{Size: 1}, nil }
 
 func TestRunLogsAndEvaluates(t *testing.T) {
 	m, st := setup(t, 0)
@@ -159,9 +159,9 @@ type noiseStream struct{ src *rand.PCG }
 
 func newNoiseStream(seed uint64) *noiseStream { return &noiseStream{src: rand.NewPCG(seed, 1)} }
 
-func (s *noiseStream) next() *zoo.Batch {
+func (s *noiseStream) next() (*zoo.Batch, error) {
 	r := rand.New(s.src)
-	return &zoo.Batch{X: tensors.FromValue([]float64{r.NormFloat64(), r.NormFloat64()}), Size: 1}
+	return &zoo.Batch{X: tensors.FromValue([]float64{r.NormFloat64(), r.NormFloat64()}), Size: 1}, nil
 }
 func (s *noiseStream) MarshalBinary() ([]byte, error) { return s.src.MarshalBinary() }
 func (s *noiseStream) UnmarshalBinary(b []byte) error { return s.src.UnmarshalBinary(b) }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -27,38 +28,65 @@ func lrFor(o options, name string) float64 {
 	return defaultLR[o.Problem][name]
 }
 
+// runBench runs every optimizer, prints the tables (a diverged or failed
+// run keeps its row, saying so) and fails when any run did not finish.
 func runBench(o options) error {
-	if o.Budget <= 0 && o.Iters <= 0 {
-		return fmt.Errorf("set -budget or -iters")
-	}
-	if err := os.MkdirAll(o.Out, 0o755); err != nil {
-		return err
-	}
 	var results []*workerResult
+	var problems []string
 	for _, name := range optimizerList(o) {
 		r, err := spawn(o, name, lrFor(o, name), fmt.Sprintf("%s-%s", o.Problem, name))
 		if err != nil {
-			// A diverging optimizer is a result, not the end of the comparison.
+			// A failed optimizer is a result, not the end of the comparison.
 			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			problems = append(problems, err.Error())
+			results = append(results, &workerResult{Optimizer: name, LR: lrFor(o, name), Divergence: "failed: " + err.Error()})
 			continue
+		}
+		if r.DivergedAt > 0 {
+			problems = append(problems, fmt.Sprintf("%s diverged at iteration %d", name, r.DivergedAt))
 		}
 		results = append(results, r)
 	}
-	if len(results) == 0 {
-		return fmt.Errorf("every optimizer failed")
-	}
-	report := tables(o, results) + timeToTarget(results)
+	report := tables(o, results) + timeToTarget(finished(results))
 	fmt.Print(report)
 	if err := os.WriteFile(filepath.Join(o.Out, o.Problem+"-tables.md"), []byte(report), 0o644); err != nil {
 		return err
 	}
-	return plots(o, results)
+	if err := plots(o, results); err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// finished are the runs that completed.
+func finished(rs []*workerResult) []*workerResult {
+	var out []*workerResult
+	for _, r := range rs {
+		if r.DivergedAt == 0 && r.Divergence == "" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// status says how a run ended, for the tables' rows that have no metrics.
+func (r *workerResult) status() string {
+	switch {
+	case r.DivergedAt > 0:
+		return fmt.Sprintf("diverged at iteration %d", r.DivergedAt)
+	case r.Divergence != "":
+		return "failed"
+	}
+	return ""
 }
 
 // tables renders Tables 6, 7 and 2 for the runs as Markdown.
 func tables(o options, rs []*workerResult) string {
 	var adam *workerResult
-	for _, r := range rs {
+	for _, r := range finished(rs) {
 		if r.Optimizer == "adam" {
 			adam = r
 		}
@@ -75,9 +103,19 @@ func tables(o options, rs []*workerResult) string {
 		budget = fmt.Sprintf("%d iterations", o.Iters)
 	}
 	fmt.Fprintf(&b, "\n## %s — budget %s per optimizer, batch %d\n\n", o.Problem, budget, o.Batch)
-	fmt.Fprintf(&b, "| optimizer | lr | iterations | s/iter (T6) | ×Adam | peak RSS MiB (T7) | ×Adam | NFE fwd/bwd | test %s (T2) | test loss |\n", rs[0].MetricName)
+	metric := "metric"
+	for _, r := range rs {
+		if r.MetricName != "" {
+			metric = r.MetricName
+		}
+	}
+	fmt.Fprintf(&b, "| optimizer | lr | iterations | s/iter (T6) | ×Adam | peak RSS MiB (T7) | ×Adam | NFE fwd/bwd | test %s (T2) | test loss |\n", metric)
 	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rs {
+		if st := r.status(); st != "" {
+			fmt.Fprintf(&b, "| %s | %g | %s | – | – | – | – | – | – | – |\n", r.Optimizer, r.LR, st)
+			continue
+		}
 		var ts, tm float64
 		if adam != nil {
 			ts, tm = adam.SecPerIter, adam.PeakRSSMiB
@@ -147,14 +185,25 @@ func timeToTarget(rs []*workerResult) string {
 // plots draws the loss and test metric against wall-clock and iterations.
 func plots(o options, rs []*workerResult) error {
 	var runs []*trainer.Result
+	metric := ""
 	for _, r := range rs {
+		if r.CSV == "" {
+			continue // failed before logging
+		}
 		recs, err := trainer.ReadCSV(r.CSV)
 		if err != nil {
 			return err
 		}
-		runs = append(runs, &trainer.Result{Label: fmt.Sprintf("%s (lr %g)", r.Optimizer, r.LR), Records: recs})
+		label := fmt.Sprintf("%s (lr %g)", r.Optimizer, r.LR)
+		if st := r.status(); st != "" {
+			label += ", " + st
+		}
+		runs = append(runs, &trainer.Result{Label: label, Records: recs})
+		metric = r.MetricName
 	}
-	metric := rs[0].MetricName
+	if len(runs) == 0 {
+		return nil
+	}
 	if o.T1Policy != "fixed" {
 		path := filepath.Join(o.Out, o.Problem+"-t1-vs-iterations.png")
 		if err := trainer.PlotCurves(runs, trainer.T1, false, o.Problem, "t1", path); err != nil {
@@ -191,34 +240,41 @@ var sweepGrid = map[string][]float64{
 // comma list per optimizer are not supported: the whole grid, or the
 // sub-grid in -sweep-lrs) with short runs and reports the best per optimizer.
 func runSweep(o options) error {
-	if o.Budget <= 0 && o.Iters <= 0 {
-		return fmt.Errorf("set -budget or -iters for each sweep run")
+	var b strings.Builder
+	budget := o.Budget.String()
+	if o.Budget <= 0 {
+		budget = fmt.Sprintf("%d iterations", o.Iters)
 	}
-	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+	fmt.Fprintf(&b, "\n## learning-rate sweep on %s (%s per run)\n\n| optimizer | lr | iterations | test metric | test loss |\n|---|---|---|---|---|\n", o.Problem, budget)
+	lo, hi, err := o.sweepBounds()
+	if err != nil {
 		return err
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "\n## learning-rate sweep on %s (%s per run)\n\n| optimizer | lr | iterations | test metric | test loss |\n|---|---|---|---|---|\n", o.Problem, o.Budget)
+	custom, err := o.grid()
+	if err != nil {
+		return err
+	}
+	var failed []string
 	for _, name := range optimizerList(o) {
 		var best *workerResult
 		grid := sweepGrid[name]
-		if o.Grid != "" {
-			grid = nil
-			for _, f := range strings.Split(o.Grid, ",") {
-				var v float64
-				if _, err := fmt.Sscanf(f, "%g", &v); err != nil {
-					return fmt.Errorf("bad -grid value %q", f)
-				}
-				grid = append(grid, v)
-			}
+		if custom != nil {
+			grid = custom
 		}
 		for _, lr := range grid {
-			if lo, hi := o.sweepBounds(); lr < lo || lr > hi {
+			if lr < lo || lr > hi {
 				continue
 			}
 			r, err := spawn(o, name, lr, fmt.Sprintf("sweep-%s-%s-%g", o.Problem, name, lr))
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "bench: sweep %s lr %g failed: %v\n", name, lr, err)
+				fmt.Fprintf(&b, "| %s | %g | failed | – | – |\n", name, lr)
+				failed = append(failed, fmt.Sprintf("%s lr %g failed", name, lr))
+				continue
+			}
+			if st := r.status(); st != "" {
+				// Diverging at a large rate is a sweep's finding, not a failure.
+				fmt.Fprintf(&b, "| %s | %g | %s | – | – |\n", name, lr, st)
 				continue
 			}
 			fmt.Fprintf(&b, "| %s | %g | %d | %.4f | %.4f |\n", name, lr, r.Iterations, r.FinalMetric, r.FinalLoss)
@@ -228,10 +284,18 @@ func runSweep(o options) error {
 		}
 		if best != nil {
 			fmt.Fprintf(&b, "| **%s best** | **%g** | | **%.4f** | |\n", name, best.LR, best.FinalMetric)
+		} else {
+			failed = append(failed, fmt.Sprintf("no %s run in the sweep finished", name))
 		}
 	}
 	fmt.Print(b.String())
-	return os.WriteFile(filepath.Join(o.Out, o.Problem+"-sweep.md"), []byte(b.String()), 0o644)
+	if err := os.WriteFile(filepath.Join(o.Out, o.Problem+"-sweep.md"), []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	if len(failed) > 0 {
+		return errors.New(strings.Join(failed, "; "))
+	}
+	return nil
 }
 
 // better compares final metrics (accuracy up, NLL down).
@@ -273,16 +337,7 @@ func summarizeT1(recs []trainer.Record, recovered float64) t1Summary {
 // started from t1 = 1 and from an unstable 0.05; training time as % of the
 // fixed run's, test accuracy and final t1.
 func runTable3(o options) error {
-	if o.Iters <= 0 {
-		return fmt.Errorf("-table3 needs -iters")
-	}
-	opt := strings.TrimSpace(strings.Split(o.Optimizers, ",")[0])
-	if _, err := newOptimizer(opt, 1, 0, 1); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(o.Out, 0o755); err != nil {
-		return err
-	}
+	opt := optimizerList(o)[0]
 	type cfg struct {
 		policy string
 		t1     float64
@@ -291,23 +346,30 @@ func runTable3(o options) error {
 	var results []*workerResult
 	var runs []*trainer.Result
 	var logs [][]trainer.Record
+	var problems []string
 	for _, c := range runsCfg {
 		oc := o
 		oc.T1Policy, oc.T1 = c.policy, c.t1
 		r, err := spawn(oc, opt, lrFor(o, opt), fmt.Sprintf("table3-%s-%s-%g", opt, c.policy, c.t1))
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
-			continue
+			problems = append(problems, err.Error())
+			r = &workerResult{Optimizer: opt, T1Policy: c.policy, T1Start: c.t1, Divergence: "failed: " + err.Error()}
+		}
+		if r.DivergedAt > 0 {
+			problems = append(problems, fmt.Sprintf("%s from t1=%g diverged at iteration %d", c.policy, c.t1, r.DivergedAt))
 		}
 		results = append(results, r)
-		recs, err := trainer.ReadCSV(r.CSV)
-		if err == nil {
-			runs = append(runs, &trainer.Result{Label: fmt.Sprintf("%s from t1=%g", c.policy, c.t1), Records: recs})
+		var recs []trainer.Record
+		if r.CSV != "" {
+			if recs, err = trainer.ReadCSV(r.CSV); err == nil {
+				runs = append(runs, &trainer.Result{Label: fmt.Sprintf("%s from t1=%g", c.policy, c.t1), Records: recs})
+			}
 		}
 		logs = append(logs, recs)
 	}
-	if len(results) == 0 || results[0].T1Policy != "fixed" {
-		return fmt.Errorf("the fixed t1 = 1 reference run failed")
+	if results[0].status() != "" {
+		return fmt.Errorf("the fixed t1 = 1 reference run did not finish: %s", strings.Join(problems, "; "))
 	}
 	ref := results[0].Seconds
 	var b strings.Builder
@@ -315,6 +377,10 @@ func runTable3(o options) error {
 		o.Problem, opt, lrFor(o, opt), o.Iters, o.T1LR, o.T1Reg, o.T1Every, o.T1Warmup, o.T1Decay, o.T1Curvature)
 	fmt.Fprintf(&b, "| t1 policy | t1 start | t1 final | mean t1 | first iter t1 ≥ %g | NFE fwd/bwd | train loss (last 20 it) | train time (%% of fixed t1=1) | test accuracy |\n|---|---|---|---|---|---|---|---|---|\n", o.T1Recovered)
 	for i, r := range results {
+		if st := r.status(); st != "" {
+			fmt.Fprintf(&b, "| %s | %g | %s | – | – | – | – | – | – |\n", r.T1Policy, r.T1Start, st)
+			continue
+		}
 		sum := summarizeT1(logs[i], o.T1Recovered)
 		first := "–"
 		if r.T1Start >= o.T1Recovered {
@@ -329,5 +395,11 @@ func runTable3(o options) error {
 	if err := os.WriteFile(filepath.Join(o.Out, o.Problem+"-table3.md"), []byte(b.String()), 0o644); err != nil {
 		return err
 	}
-	return trainer.PlotCurves(runs, trainer.T1, false, "t1 over training", "t1", filepath.Join(o.Out, o.Problem+"-table3-t1.png"))
+	if err := trainer.PlotCurves(runs, trainer.T1, false, "t1 over training", "t1", filepath.Join(o.Out, o.Problem+"-table3-t1.png")); err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
 }

@@ -12,12 +12,18 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,6 +42,8 @@ type options struct {
 	EvalSize    int           `json:"eval_size"`
 	EvalEvery   int           `json:"eval_every"`
 	Out         string        `json:"out"`
+	// CheckpointEvery is the checkpoint interval in iterations.
+	CheckpointEvery int `json:"checkpoint_every"`
 	Seed        uint64        `json:"seed"`
 	LR          lrFlags       `json:"lr"`
 	WD          float64       `json:"wd"`
@@ -58,12 +66,37 @@ type options struct {
 	FinalSize   int           `json:"final_size"`
 }
 
+// knownOptimizers are the optimizers the bench compares.
+var knownOptimizers = []string{"adam", "sgd", "snopt"}
+
+// knownProblems are the problems the bench trains.
+var knownProblems = []string{"mnist", "circle"}
+
 // sweepBounds parses -sweep-range ("lo:hi"); without it every rate is in range.
-func (o options) sweepBounds() (lo, hi float64) {
-	if _, err := fmt.Sscanf(o.SweepRange, "%g:%g", &lo, &hi); err != nil {
-		return 0, math.Inf(1)
+func (o options) sweepBounds() (lo, hi float64, err error) {
+	if o.SweepRange == "" {
+		return 0, math.Inf(1), nil
 	}
-	return lo, hi
+	a, b, ok := strings.Cut(o.SweepRange, ":")
+	if !ok {
+		return 0, 0, fmt.Errorf("-sweep-range %q: want lo:hi", o.SweepRange)
+	}
+	if lo, err = parsePositive(a); err == nil {
+		hi, err = parsePositive(b)
+	}
+	if err != nil || lo > hi {
+		return 0, 0, fmt.Errorf("-sweep-range %q: want lo:hi with 0 < lo ≤ hi", o.SweepRange)
+	}
+	return lo, hi, nil
+}
+
+// parsePositive reads a whole string as a finite number > 0.
+func parsePositive(s string) (float64, error) {
+	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || !(v > 0) || math.IsInf(v, 0) {
+		return 0, fmt.Errorf("%q is not a finite number > 0", s)
+	}
+	return v, nil
 }
 
 // lrFlags holds one learning rate per optimizer ("adam=1e-3,sgd=0.1,snopt=0.01").
@@ -71,76 +104,262 @@ type lrFlags map[string]float64
 
 func (l lrFlags) String() string {
 	var parts []string
-	for k, v := range l {
-		parts = append(parts, fmt.Sprintf("%s=%g", k, v))
+	for _, k := range slices.Sorted(maps.Keys(l)) {
+		parts = append(parts, fmt.Sprintf("%s=%g", k, l[k]))
 	}
 	return strings.Join(parts, ",")
 }
 
+// Set parses name=value pairs strictly: a known optimizer and a finite
+// rate > 0, nothing after the number.
 func (l lrFlags) Set(s string) error {
 	for _, part := range strings.Split(s, ",") {
-		var name string
-		var v float64
-		if _, err := fmt.Sscanf(strings.Replace(part, "=", " ", 1), "%s %g", &name, &v); err != nil {
-			return fmt.Errorf("bad learning rate %q (want name=value)", part)
+		name, value, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return fmt.Errorf("%q: want name=value, e.g. adam=1e-3", part)
+		}
+		if !slices.Contains(knownOptimizers, name) {
+			return fmt.Errorf("%q: unknown optimizer %q (want %s)", part, name, strings.Join(knownOptimizers, ", "))
+		}
+		v, err := parsePositive(value)
+		if err != nil {
+			return fmt.Errorf("%q: learning rate %w", part, err)
 		}
 		l[name] = v
 	}
 	return nil
 }
 
-func main() {
+// internalFlags are set by the orchestrator for its workers and hidden
+// from -h.
+var internalFlags = map[string]bool{"worker": true, "worker-parent": true}
+
+const usageHeader = `bench trains a problem of the SNOpt paper with Adam, SGD and SNOpt, each in
+its own process under the same budget, and prints the paper's tables:
+per-iteration runtime (Table 6), peak memory (Table 7) and the final test
+metric (Table 2), with CSV logs, checkpoints and PNG curves in -out.
+
+Examples:
+  bench -problem circle -budget 30s -out bench-out          # about 2 minutes on 2 cores
+  bench -problem mnist -budget 10m -out bench-out           # Tables 6, 7, 2 on MNIST
+  bench -problem mnist -budget 10m -out bench-out -resume   # continue after a kill
+  bench -problem mnist -sweep -budget 75s -grid 1e-2,3e-2,1e-1 -optimizers snopt
+  bench -problem mnist -optimizers snopt -t1-policy feedback -iters 200
+  bench -problem mnist -table3 -iters 200 -eval-every 40
+
+Exit status: 0 when every run finished; 1 when a run diverged or failed
+(its row says so); 2 for a wrong command line.
+
+Flags:
+`
+
+// usage prints the header and every public flag.
+func usage(fs *flag.FlagSet) func() {
+	return func() {
+		w := fs.Output()
+		fmt.Fprint(w, usageHeader)
+		fs.VisitAll(func(f *flag.Flag) {
+			if internalFlags[f.Name] {
+				return
+			}
+			name, help := flag.UnquoteUsage(f)
+			fmt.Fprintf(w, "  -%s %s\n    \t%s", f.Name, name, help)
+			if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" && f.DefValue != "0s" {
+				fmt.Fprintf(w, " (default %s)", f.DefValue)
+			}
+			fmt.Fprintln(w)
+		})
+	}
+}
+
+// mode is what one invocation does.
+type mode struct {
+	worker       string
+	workerParent int
+	sweep        bool
+	table3       bool
+}
+
+// parseArgs parses and validates a command line.
+func parseArgs(args []string, out io.Writer) (options, mode, error) {
 	o := options{LR: lrFlags{}}
-	flag.StringVar(&o.Problem, "problem", "mnist", "mnist or circle")
-	flag.StringVar(&o.Optimizers, "optimizers", "adam,sgd,snopt", "comma-separated optimizers to compare")
-	flag.DurationVar(&o.Budget, "budget", 0, "training wall-clock budget per optimizer (e.g. 10m)")
-	flag.IntVar(&o.Iters, "iters", 0, "iterations per optimizer (when no budget)")
-	flag.IntVar(&o.Batch, "batch", 128, "mini-batch size")
-	flag.IntVar(&o.Width, "width", 16, "channels of the image model (the paper's 64 for GPU)")
-	flag.IntVar(&o.TrainSize, "train-size", 0, "use only the first N training samples (0: all)")
-	flag.IntVar(&o.EvalSize, "eval-size", 2000, "test samples for the periodic evaluations (the final one uses all)")
-	flag.IntVar(&o.EvalEvery, "eval-every", 50, "evaluate every N iterations")
-	flag.StringVar(&o.Out, "out", "bench-out", "output folder (CSV logs, PNG curves, tables)")
-	flag.Uint64Var(&o.Seed, "seed", 1, "random seed")
-	flag.Var(o.LR, "lr", "learning rates, e.g. adam=1e-3,sgd=0.1,snopt=0.01 (defaults per problem)")
-	flag.Float64Var(&o.WD, "wd", 0, "weight decay for every optimizer")
-	flag.IntVar(&o.RefreshK, "refresh", 100, "SNOpt: refresh the eigenbases every K iterations")
-	flag.Float64Var(&o.T1, "t1", 1, "integration end time (image model)")
-	flag.StringVar(&o.T1Policy, "t1-policy", "fixed", "end time t1: fixed, baseline (first order) or feedback (eq. 16)")
-	flag.Float64Var(&o.T1LR, "t1-lr", 0.1, "end-time learning rate η")
-	flag.Float64Var(&o.T1Reg, "t1-reg", 0.3, "end-time penalty c of (c/2)·t1² (loss units; t1 settles near −dL/dt1 / c)")
-	flag.IntVar(&o.T1Every, "t1-every", 20, "update t1 every N iterations")
-	flag.IntVar(&o.T1Warmup, "t1-warmup", 0, "iterations before t1 updates start")
-	flag.Float64Var(&o.T1Decay, "t1-decay", 0.95, "factor of the t1 policies' moving averages")
-	flag.Float64Var(&o.T1Recovered, "t1-recovered", freehorizon.DefaultFloor, "Table 3: the t1 a run from a small start counts as recovered at")
-	flag.StringVar(&o.T1Curvature, "t1-curvature", freehorizon.SquaredMean.String(), "feedback policy's (dL/dt1)² in Q_TT: squared-mean or mean-square")
-	flag.Float64Var(&o.Tol, "tol", 0, "ODE solver rtol = atol (0: per problem)")
-	flag.StringVar(&o.Data, "data", "", "MNIST idx folder (default: the GoMNIST module's)")
-	flag.BoolVar(&o.Progress, "progress", true, "show a progress bar")
-	flag.BoolVar(&o.Resume, "resume", false, "resume each optimizer from its checkpoint in -out")
-	flag.StringVar(&o.SweepRange, "sweep-range", "", "sweep only learning rates in lo:hi")
-	flag.StringVar(&o.Grid, "grid", "", "sweep these learning rates (comma list) instead of Table 5's grid")
-	flag.IntVar(&o.FinalSize, "final-size", 0, "test samples for the final evaluation (0: all of MNIST's; circle: 0 means 2000)")
-	sweep := flag.Bool("sweep", false, "sweep Table 5's learning-rate grid with short runs instead")
-	table3 := flag.Bool("table3", false, "run the Table 3 analogue instead: t1 policies, θ trained by the first of -optimizers (SNOpt unless -optimizers is given)")
-	worker := flag.String("worker", "", "internal: run one optimizer and write its result JSON here")
-	flag.Parse()
-	if *table3 && !flagSet("optimizers") {
+	var md mode
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = usage(fs)
+	fs.StringVar(&o.Problem, "problem", "mnist", "problem: "+strings.Join(knownProblems, " or "))
+	fs.StringVar(&o.Optimizers, "optimizers", "adam,sgd,snopt", "comma-separated optimizers to compare")
+	fs.DurationVar(&o.Budget, "budget", 0, "training wall-clock budget per optimizer (e.g. 10m)")
+	fs.IntVar(&o.Iters, "iters", 0, "iterations per optimizer (when no budget)")
+	fs.IntVar(&o.Batch, "batch", 128, "mini-batch size")
+	fs.IntVar(&o.Width, "width", 16, "channels of the image model (the paper's 64 for GPU)")
+	fs.IntVar(&o.TrainSize, "train-size", 0, "use only the first N training samples (0: all)")
+	fs.IntVar(&o.EvalSize, "eval-size", 2000, "test samples for the periodic evaluations (the final one uses all)")
+	fs.IntVar(&o.EvalEvery, "eval-every", 50, "evaluate every N iterations (0: only at the end)")
+	fs.IntVar(&o.CheckpointEvery, "checkpoint-every", 50, "write a checkpoint every N iterations (and at the end)")
+	fs.StringVar(&o.Out, "out", "bench-out", "output folder (CSV logs, checkpoints, PNG curves, tables)")
+	fs.Uint64Var(&o.Seed, "seed", 1, "random seed")
+	fs.Var(o.LR, "lr", "learning rates, e.g. adam=1e-3,sgd=0.1,snopt=0.01 (defaults per problem)")
+	fs.Float64Var(&o.WD, "wd", 0, "weight decay for every optimizer")
+	fs.IntVar(&o.RefreshK, "refresh", 100, "SNOpt: refresh the eigenbases every K iterations")
+	fs.Float64Var(&o.T1, "t1", 1, "integration end time of the image model (> 0)")
+	fs.StringVar(&o.T1Policy, "t1-policy", "fixed", "end time t1: fixed, baseline (first order) or feedback (eq. 16)")
+	fs.Float64Var(&o.T1LR, "t1-lr", 0.1, "end-time learning rate η")
+	fs.Float64Var(&o.T1Reg, "t1-reg", 0.3, "end-time penalty c of (c/2)·t1² (loss units; t1 settles near −dL/dt1 / c)")
+	fs.IntVar(&o.T1Every, "t1-every", 20, "update t1 every N iterations")
+	fs.IntVar(&o.T1Warmup, "t1-warmup", 0, "iterations before t1 updates start")
+	fs.Float64Var(&o.T1Decay, "t1-decay", 0.95, "factor of the t1 policies' moving averages, in [0, 1)")
+	fs.Float64Var(&o.T1Recovered, "t1-recovered", freehorizon.DefaultFloor, "Table 3: the t1 a run from a small start counts as recovered at")
+	fs.StringVar(&o.T1Curvature, "t1-curvature", freehorizon.SquaredMean.String(), "feedback policy's (dL/dt1)² in Q_TT: squared-mean or mean-square")
+	fs.Float64Var(&o.Tol, "tol", 0, "ODE solver rtol = atol (0: per problem)")
+	fs.StringVar(&o.Data, "data", "", "MNIST idx folder (default: the GoMNIST module's)")
+	fs.BoolVar(&o.Progress, "progress", true, "show a progress bar")
+	fs.BoolVar(&o.Resume, "resume", false, "resume each optimizer from its checkpoint in -out (same settings required)")
+	fs.StringVar(&o.SweepRange, "sweep-range", "", "sweep only learning rates in lo:hi")
+	fs.StringVar(&o.Grid, "grid", "", "sweep these learning rates (comma list) instead of Table 5's grid")
+	fs.IntVar(&o.FinalSize, "final-size", 0, "test samples for the final evaluation (0: all of MNIST's; circle: 0 means 2000)")
+	fs.BoolVar(&md.sweep, "sweep", false, "sweep Table 5's learning-rate grid with short runs instead")
+	fs.BoolVar(&md.table3, "table3", false, "run the Table 3 analogue instead: t1 policies, θ trained by the first of -optimizers (SNOpt unless -optimizers is given)")
+	fs.StringVar(&md.worker, "worker", "", "internal: run one optimizer and write its result JSON here")
+	fs.IntVar(&md.workerParent, "worker-parent", 0, "internal: the orchestrator's process id")
+	if err := fs.Parse(args); err != nil {
+		return o, md, err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if fs.NArg() > 0 {
+		return o, md, fmt.Errorf("unexpected argument %q (flags start with -; see -h)", fs.Arg(0))
+	}
+	if md.table3 && !set["optimizers"] {
 		// Table 3 pairs the feedback policy with SNOpt, as the paper's
 		// "Ours" does; SNOpt's accuracy also moves far less between
 		// evaluations than Adam's at a few hundred iterations.
 		o.Optimizers = "snopt"
 	}
-	var err error
+	return o, md, validate(o, md, set)
+}
+
+// validate checks every flag, naming the flag in the message.
+func validate(o options, md mode, set map[string]bool) error {
+	bad := func(flagName string, v any, want string) error {
+		return fmt.Errorf("-%s %v: want %s", flagName, v, want)
+	}
+	finite := func(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+	if !slices.Contains(knownProblems, o.Problem) {
+		return bad("problem", o.Problem, strings.Join(knownProblems, " or "))
+	}
+	names := optimizerList(o)
+	if len(names) == 0 {
+		return bad("optimizers", strconv.Quote(o.Optimizers), "a comma list of "+strings.Join(knownOptimizers, ", "))
+	}
+	seen := map[string]bool{}
+	for _, n := range names {
+		if !slices.Contains(knownOptimizers, n) {
+			return bad("optimizers", o.Optimizers, "only "+strings.Join(knownOptimizers, ", ")+" (unknown "+strconv.Quote(n)+")")
+		}
+		if seen[n] {
+			return bad("optimizers", o.Optimizers, "each optimizer once")
+		}
+		seen[n] = true
+	}
+	for name := range o.LR {
+		if !seen[name] {
+			return bad("lr", o.LR.String(), "rates only for optimizers in -optimizers ("+o.Optimizers+")")
+		}
+	}
+	checks := []struct {
+		ok       bool
+		flagName string
+		v        any
+		want     string
+	}{
+		{o.Budget >= 0, "budget", o.Budget, "a duration ≥ 0"},
+		{o.Iters >= 0, "iters", o.Iters, "≥ 0"},
+		{md.table3 || o.Budget > 0 || o.Iters > 0, "budget", o.Budget, "> 0, or -iters > 0"},
+		{!md.table3 || o.Iters > 0, "iters", o.Iters, "> 0 with -table3"},
+		{o.Batch >= 1, "batch", o.Batch, "≥ 1"},
+		{o.Width >= 1, "width", o.Width, "≥ 1"},
+		{o.TrainSize >= 0, "train-size", o.TrainSize, "≥ 0"},
+		{o.EvalSize >= 1, "eval-size", o.EvalSize, "≥ 1"},
+		{o.EvalEvery >= 0, "eval-every", o.EvalEvery, "≥ 0"},
+		{o.CheckpointEvery >= 1, "checkpoint-every", o.CheckpointEvery, "≥ 1"},
+		{o.Out != "", "out", `""`, "a folder"},
+		{finite(o.WD) && o.WD >= 0, "wd", o.WD, "a finite number ≥ 0"},
+		{o.RefreshK >= 1, "refresh", o.RefreshK, "≥ 1"},
+		{finite(o.T1) && o.T1 > 0, "t1", o.T1, "a finite number > 0"},
+		{o.Problem == "mnist" || !set["t1"], "t1", o.T1, "no -t1 for " + o.Problem + " (only mnist has an adjustable end time)"},
+		{slices.Contains([]string{"fixed", "baseline", "feedback"}, o.T1Policy), "t1-policy", o.T1Policy, "fixed, baseline or feedback"},
+		{o.Problem == "mnist" || o.T1Policy == "fixed", "t1-policy", o.T1Policy, "fixed for " + o.Problem + " (only mnist has an adjustable end time)"},
+		{o.Problem == "mnist" || !md.table3, "table3", true, "-problem mnist (only mnist has an adjustable end time)"},
+		{finite(o.T1LR) && o.T1LR > 0, "t1-lr", o.T1LR, "a finite number > 0"},
+		{finite(o.T1Reg) && o.T1Reg >= 0, "t1-reg", o.T1Reg, "a finite number ≥ 0"},
+		{o.T1Every >= 1, "t1-every", o.T1Every, "≥ 1"},
+		{o.T1Warmup >= 0, "t1-warmup", o.T1Warmup, "≥ 0"},
+		{o.T1Decay >= 0 && o.T1Decay < 1, "t1-decay", o.T1Decay, "0 ≤ decay < 1"},
+		{finite(o.T1Recovered) && o.T1Recovered > 0, "t1-recovered", o.T1Recovered, "a finite number > 0"},
+		{finite(o.Tol) && o.Tol >= 0, "tol", o.Tol, "a finite number ≥ 0 (0: the problem's default)"},
+		{o.FinalSize >= 0, "final-size", o.FinalSize, "≥ 0"},
+		{!(md.sweep && md.table3), "table3", true, "not together with -sweep"},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			return bad(c.flagName, c.v, c.want)
+		}
+	}
+	if _, err := freehorizon.ParseCurvature(o.T1Curvature); err != nil {
+		return bad("t1-curvature", o.T1Curvature, "squared-mean or mean-square")
+	}
+	if _, _, err := o.sweepBounds(); err != nil {
+		return err
+	}
+	if _, err := o.grid(); err != nil {
+		return err
+	}
+	if o.Data != "" {
+		if o.Problem != "mnist" {
+			return bad("data", o.Data, "no -data for "+o.Problem+" (it samples its data)")
+		}
+		if st, err := os.Stat(o.Data); err != nil || !st.IsDir() {
+			return bad("data", o.Data, "an existing folder with MNIST's idx files")
+		}
+	}
+	return nil
+}
+
+// grid parses -grid (nil without it).
+func (o options) grid() ([]float64, error) {
+	if o.Grid == "" {
+		return nil, nil
+	}
+	var out []float64
+	for _, f := range strings.Split(o.Grid, ",") {
+		v, err := parsePositive(f)
+		if err != nil {
+			return nil, fmt.Errorf("-grid %q: %w", o.Grid, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func main() {
+	o, md, err := parseArgs(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
 	switch {
-	case *worker != "":
-		err = runWorker(o, *worker)
-	case *sweep:
-		err = runSweep(o)
-	case *table3:
-		err = runTable3(o)
+	case md.worker != "":
+		err = runWorker(o, md)
+	case md.sweep:
+		err = locked(o, func() error { return runSweep(o) })
+	case md.table3:
+		err = locked(o, func() error { return runTable3(o) })
 	default:
-		err = runBench(o)
+		err = locked(o, func() error { return runBench(o) })
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -148,30 +367,40 @@ func main() {
 	}
 }
 
-// flagSet reports whether the named flag was given on the command line.
-func flagSet(name string) bool {
-	set := false
-	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
-}
-
-// spawn runs one optimizer in a child process and reads its result.
+// spawn runs one optimizer in a child process and reads its result. The
+// child dies with this process (Linux: the kernel kills it; elsewhere it
+// notices within a second), so a killed bench leaves no worker writing to
+// -out. A worker that diverged reports so in its result; any other failure
+// is an error.
 func spawn(o options, optimizer string, lr float64, tag string) (*workerResult, error) {
 	o.Optimizers = optimizer
 	o.LR = lrFlags{optimizer: lr}
 	resultPath := filepath.Join(o.Out, tag+".json")
+	if err := os.Remove(resultPath); err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
 	args := []string{
 		"-problem", o.Problem, "-optimizers", optimizer, "-batch", fmt.Sprint(o.Batch),
 		"-width", fmt.Sprint(o.Width), "-train-size", fmt.Sprint(o.TrainSize), "-eval-size", fmt.Sprint(o.EvalSize),
-		"-eval-every", fmt.Sprint(o.EvalEvery), "-out", o.Out, "-seed", fmt.Sprint(o.Seed),
-		"-lr", fmt.Sprintf("%s=%g", optimizer, lr), "-wd", fmt.Sprint(o.WD), "-refresh", fmt.Sprint(o.RefreshK),
-		"-t1", fmt.Sprint(o.T1), "-t1-policy", o.T1Policy, "-t1-lr", fmt.Sprint(o.T1LR),
-		"-t1-reg", fmt.Sprint(o.T1Reg), "-t1-every", fmt.Sprint(o.T1Every), "-t1-warmup", fmt.Sprint(o.T1Warmup), "-t1-decay", fmt.Sprint(o.T1Decay), "-t1-curvature", o.T1Curvature, "-tol", fmt.Sprint(o.Tol), "-data", o.Data, "-sweep-range", o.SweepRange, "-final-size", fmt.Sprint(o.FinalSize),
-		fmt.Sprintf("-progress=%v", o.Progress), fmt.Sprintf("-resume=%v", o.Resume), "-worker", resultPath,
+		"-eval-every", fmt.Sprint(o.EvalEvery), "-checkpoint-every", fmt.Sprint(o.CheckpointEvery), "-out", o.Out,
+		"-seed", fmt.Sprint(o.Seed), "-lr", fmt.Sprintf("%s=%v", optimizer, lr), "-wd", fmt.Sprint(o.WD),
+		"-refresh", fmt.Sprint(o.RefreshK), "-t1-policy", o.T1Policy, "-t1-lr", fmt.Sprint(o.T1LR),
+		"-t1-reg", fmt.Sprint(o.T1Reg), "-t1-every", fmt.Sprint(o.T1Every), "-t1-warmup", fmt.Sprint(o.T1Warmup),
+		"-t1-decay", fmt.Sprint(o.T1Decay), "-t1-curvature", o.T1Curvature, "-tol", fmt.Sprint(o.Tol),
+		"-sweep-range", o.SweepRange, "-final-size", fmt.Sprint(o.FinalSize),
+		fmt.Sprintf("-progress=%v", o.Progress), fmt.Sprintf("-resume=%v", o.Resume),
+		"-worker", resultPath, "-worker-parent", fmt.Sprint(os.Getpid()),
+	}
+	if o.Problem == "mnist" {
+		args = append(args, "-t1", fmt.Sprint(o.T1))
+	}
+	if o.Data != "" {
+		args = append(args, "-data", o.Data)
 	}
 	if o.Budget > 0 {
 		args = append(args, "-budget", o.Budget.String())
-	} else {
+	}
+	if o.Iters > 0 {
 		args = append(args, "-iters", fmt.Sprint(o.Iters))
 	}
 	self, err := os.Executable()
@@ -180,16 +409,48 @@ func spawn(o options, optimizer string, lr float64, tag string) (*workerResult, 
 	}
 	cmd := exec.Command(self, args...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	if err := cmd.Run(); err != nil {
+	dieWithParent(cmd)
+	// The parent-death signal follows the thread that started the child:
+	// keep this goroutine on it until the child is done.
+	runtime.LockOSThread()
+	err = cmd.Run()
+	runtime.UnlockOSThread()
+	if err != nil {
 		return nil, fmt.Errorf("%s (lr %g): %w", optimizer, lr, err)
 	}
 	data, err := os.ReadFile(resultPath)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s (lr %g): no result: %w", optimizer, lr, err)
 	}
 	var r workerResult
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("%s: %w", resultPath, err)
 	}
 	return &r, nil
+}
+
+// lockName is the file in -out that one bench at a time holds.
+const lockName = ".bench.lock"
+
+// locked runs fn holding an exclusive lock on the output folder, so that a
+// second bench on the same -out refuses to start instead of racing for its
+// files. The lock goes with the process, however it ends.
+func locked(o options, fn func() error) error {
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return err
+	}
+	path := filepath.Join(o.Out, lockName)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := lockFile(f); err != nil {
+		holder, _ := os.ReadFile(path)
+		return fmt.Errorf("another bench (pid %s) is using -out %s; wait for it to finish or choose another -out",
+			strings.TrimSpace(string(holder)), o.Out)
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(fmt.Sprintln(os.Getpid())), 0)
+	return fn()
 }

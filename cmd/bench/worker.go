@@ -3,11 +3,14 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -38,6 +41,10 @@ type workerResult struct {
 	CSV         string  `json:"csv"`
 	NFEForward  float64 `json:"nfe_forward"`
 	NFEBackward float64 `json:"nfe_backward"`
+	// DivergedAt is the iteration (numbered as in the CSV) whose loss or
+	// gradient was not finite; 0 when the run finished.
+	DivergedAt int    `json:"diverged_at,omitempty"`
+	Divergence string `json:"divergence,omitempty"`
 }
 
 // defaultLR per problem and optimizer (overridable with -lr; see -sweep).
@@ -60,10 +67,11 @@ func newOptimizer(name string, lr, wd float64, refresh int) (snoptx.Optimizer, e
 
 // problem is a model with its data.
 type problem struct {
-	model zoo.Model
-	next  func() *zoo.Batch
-	eval  trainer.Evaluator // periodic (subset)
-	final trainer.Evaluator // the whole test set
+	model  zoo.Model
+	next   func() (*zoo.Batch, error)
+	stream trainer.Stateful  // the training stream's position, checkpointed
+	eval   trainer.Evaluator // periodic (subset)
+	final  trainer.Evaluator // the whole test set
 }
 
 func newProblem(o options, b backends.Backend, ctx *context.Context) (*problem, error) {
@@ -90,10 +98,13 @@ func newProblem(o options, b backends.Backend, ctx *context.Context) (*problem, 
 		if err != nil {
 			return nil, err
 		}
-		batches := zoo.NewImageBatcher(train, o.Batch, o.Seed)
+		batches, err := zoo.NewImageBatcher(train, o.Batch, o.Seed)
+		if err != nil {
+			return nil, err
+		}
 		evalSet := zoo.EvalBatches(test.Subset(o.EvalSize), 500)
 		fullSet := zoo.EvalBatches(test.Subset(o.FinalSize), 500) // FinalSize 0: the whole test set
-		return &problem{model: m, next: batches.Next,
+		return &problem{model: m, next: func() (*zoo.Batch, error) { return batches.Next(), nil }, stream: batches,
 			eval: meanEval(m, evalSet), final: meanEval(m, fullSet)}, nil
 	case "circle":
 		tol := o.Tol
@@ -106,13 +117,19 @@ func newProblem(o options, b backends.Backend, ctx *context.Context) (*problem, 
 			return nil, err
 		}
 		data := zoo.NewCircles(o.Seed)
-		evalBatch := zoo.NewCircles(o.Seed + 1000).Batch(max(o.EvalSize, 1))
+		evalBatch, err := zoo.NewCircles(o.Seed + 1000).Batch(o.EvalSize)
+		if err != nil {
+			return nil, err
+		}
 		finalSize := o.FinalSize
 		if finalSize <= 0 {
 			finalSize = 2000
 		}
-		finalBatch := zoo.NewCircles(o.Seed + 2000).Batch(finalSize)
-		return &problem{model: m, next: func() *zoo.Batch { return data.Batch(o.Batch) },
+		finalBatch, err := zoo.NewCircles(o.Seed + 2000).Batch(finalSize)
+		if err != nil {
+			return nil, err
+		}
+		return &problem{model: m, next: func() (*zoo.Batch, error) { return data.Batch(o.Batch) }, stream: data,
 			eval: meanEval(m, []*zoo.Batch{evalBatch}), final: meanEval(m, []*zoo.Batch{finalBatch})}, nil
 	}
 	return nil, fmt.Errorf("unknown problem %q", o.Problem)
@@ -136,12 +153,13 @@ func meanEval(m zoo.Model, batches []*zoo.Batch) trainer.Evaluator {
 	}
 }
 
-func runWorker(o options, resultPath string) error {
+// runWorker trains one optimizer and writes its result JSON to
+// md.worker; a divergence is a result (DivergedAt), not an error.
+func runWorker(o options, md mode) error {
+	watchParent(md.workerParent)
+	resultPath := md.worker
 	name := o.Optimizers
-	lr, ok := o.LR[name]
-	if !ok {
-		lr = defaultLR[o.Problem][name]
-	}
+	lr := lrFor(o, name)
 	opt, err := newOptimizer(name, lr, o.WD, o.RefreshK)
 	if err != nil {
 		return err
@@ -156,8 +174,12 @@ func runWorker(o options, resultPath string) error {
 	if err != nil {
 		return err
 	}
-	// Parameters exist after the first step: warm up with one evaluation.
-	warm := p.next()
+	// Parameters exist after the first step: warm up with one batch. (A
+	// resumed run draws it too, then restores the stream's position.)
+	warm, err := p.next()
+	if err != nil {
+		return err
+	}
 	if _, err := p.model.Step(warm, false); err != nil {
 		return err
 	}
@@ -165,17 +187,30 @@ func runWorker(o options, resultPath string) error {
 	if err != nil {
 		return err
 	}
-	hook, err := endTimeHook(o, p.model, ctx)
+	hook, policy, err := endTimeHook(o, p.model, ctx)
 	if err != nil {
 		return err
+	}
+	state := map[string]trainer.Stateful{"data": p.stream}
+	if policy != nil {
+		state["t1"] = policy
 	}
 	tag := runTag(o, name)
 	csv := filepath.Join(o.Out, tag+".csv")
 	res, err := trainer.Run(p.model, st, p.next, p.eval, trainer.Config{
 		Iterations: o.Iters, Budget: o.Budget, EvalEvery: o.EvalEvery, CSV: csv,
-		CheckpointDir: filepath.Join(o.Out, tag+"-ckpt"), CheckpointEvery: 200, Resume: o.Resume,
+		CheckpointDir: filepath.Join(o.Out, tag+"-ckpt"), CheckpointEvery: o.CheckpointEvery, Resume: o.Resume,
 		Progress: o.Progress, Label: fmt.Sprintf("%s lr=%g", name, lr), Hook: hook,
+		State: state, Settings: o.settings(name, lr),
 	})
+	var div *trainer.DivergedError
+	if errors.As(err, &div) {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return writeResult(resultPath, workerResult{Optimizer: name, T1Policy: o.T1Policy, T1Start: o.T1, LR: lr,
+			Iterations: res.Iterations, Seconds: res.Seconds, SecPerIter: res.Seconds / float64(max(res.Iterations, 1)),
+			PeakRSSMiB: peakRSSMiB(), MetricName: p.model.MetricName(), CSV: csv, FinalLoss: math.NaN(), FinalMetric: math.NaN(),
+			DivergedAt: div.Iteration, Divergence: div.Cause})
+	}
 	if err != nil {
 		return err
 	}
@@ -197,8 +232,64 @@ func runWorker(o options, resultPath string) error {
 		SecPerIter: res.Seconds / float64(max(res.Iterations, 1)), PeakRSSMiB: peakRSSMiB(),
 		FinalLoss: finalLoss, FinalMetric: finalMetric, MetricName: p.model.MetricName(), CSV: csv,
 		NFEForward: nfeF / n, NFEBackward: nfeB / n}
-	data, _ := json.MarshalIndent(out, "", "  ")
-	return os.WriteFile(resultPath, data, 0o644)
+	return writeResult(resultPath, out)
+}
+
+// writeResult writes a worker's result JSON (NaN metrics as null).
+func writeResult(path string, r workerResult) error {
+	type alias workerResult
+	data, err := json.MarshalIndent(struct {
+		alias
+		FinalLoss   *float64 `json:"final_loss"`
+		FinalMetric *float64 `json:"final_metric"`
+	}{alias(r), finiteOrNil(r.FinalLoss), finiteOrNil(r.FinalMetric)}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
+}
+
+func finiteOrNil(x float64) *float64 {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return nil
+	}
+	return &x
+}
+
+// settings are the flags that decide a run's iterates: a checkpoint written
+// under other ones is refused on resume (the learning rate included: the
+// checkpoint's optimizer state would otherwise silently win).
+func (o options) settings(optimizer string, lr float64) map[string]string {
+	return map[string]string{
+		"problem": o.Problem, "optimizer": optimizer, "lr": fmt.Sprint(lr), "wd": fmt.Sprint(o.WD),
+		"batch": fmt.Sprint(o.Batch), "width": fmt.Sprint(o.Width), "train-size": fmt.Sprint(o.TrainSize),
+		"eval-size": fmt.Sprint(o.EvalSize), "eval-every": fmt.Sprint(o.EvalEvery), "seed": fmt.Sprint(o.Seed),
+		"refresh": fmt.Sprint(o.RefreshK), "t1": fmt.Sprint(o.T1), "t1-policy": o.T1Policy, "t1-lr": fmt.Sprint(o.T1LR),
+		"t1-reg": fmt.Sprint(o.T1Reg), "t1-every": fmt.Sprint(o.T1Every), "t1-warmup": fmt.Sprint(o.T1Warmup),
+		"t1-decay": fmt.Sprint(o.T1Decay), "t1-curvature": o.T1Curvature, "tol": fmt.Sprint(o.Tol), "data": o.Data,
+		"backend": os.Getenv(backend.EnvVar),
+	}
+}
+
+// watchParent ends this worker when the orchestrator that started it is
+// gone (its parent changes), on systems without a parent-death signal and
+// in the instant before the signal is armed.
+func watchParent(parent int) {
+	if parent == 0 {
+		return
+	}
+	check := func() {
+		if os.Getppid() != parent {
+			fmt.Fprintln(os.Stderr, "bench: worker: the orchestrator is gone; stopping (the last checkpoint is kept)")
+			os.Exit(3)
+		}
+	}
+	check()
+	go func() {
+		for range time.Tick(time.Second) {
+			check()
+		}
+	}()
 }
 
 // peakRSSMiB reads the process's peak resident set size (VmHWM) from /proc.
@@ -225,20 +316,20 @@ func peakRSSMiB() float64 {
 // endTimeHook builds the free-horizon policy (or none for "fixed") as a
 // trainer hook that feeds it each iteration's dL/dt1, gradient and
 // parameters, and moves the model's t1 when the policy updates.
-func endTimeHook(o options, m zoo.Model, ctx *context.Context) (func(int, *zoo.StepResult) error, error) {
+func endTimeHook(o options, m zoo.Model, ctx *context.Context) (func(int, *zoo.StepResult) error, trainer.Stateful, error) {
 	if o.T1Policy == "fixed" || o.T1Policy == "" {
-		return nil, nil
+		return nil, nil, nil
 	}
 	setter, ok := m.(interface {
 		SetT1(float64)
 		T1() float64
 	})
 	if !ok {
-		return nil, fmt.Errorf("problem %s has no adjustable end time", o.Problem)
+		return nil, nil, fmt.Errorf("problem %s has no adjustable end time", o.Problem)
 	}
 	curv, err := freehorizon.ParseCurvature(o.T1Curvature)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// The floor is the default 0.1, or half the starting t1 when that is smaller
 	// (so a run started from an unstable 0.05 really starts there).
@@ -251,16 +342,16 @@ func endTimeHook(o options, m zoo.Model, ctx *context.Context) (func(int, *zoo.S
 	case "feedback":
 		pol, err = freehorizon.NewFeedback(setter.T1(), cfg)
 	default:
-		return nil, fmt.Errorf("unknown -t1-policy %q (want fixed, baseline or feedback)", o.T1Policy)
+		return nil, nil, fmt.Errorf("unknown -t1-policy %q (want fixed, baseline or feedback)", o.T1Policy)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	odeParams, ok := m.(interface{ ODEParams() []*context.Variable })
 	if !ok && pol.Name() == "feedback" {
-		return nil, fmt.Errorf("problem %s does not name its ODE parameters (the feedback policy needs them)", o.Problem)
+		return nil, nil, fmt.Errorf("problem %s does not name its ODE parameters (the feedback policy needs them)", o.Problem)
 	}
-	return func(iter int, res *zoo.StepResult) error {
+	hook := func(iter int, res *zoo.StepResult) error {
 		obs := freehorizon.Observation{DLdT: res.DLdT1}
 		if pol.Name() == "feedback" {
 			// Q_Tu·δθ of eq. (16) runs over the ODE's own parameters (the
@@ -287,7 +378,29 @@ func endTimeHook(o options, m zoo.Model, ctx *context.Context) (func(int, *zoo.S
 			setter.SetT1(pol.T())
 		}
 		return nil
-	}, nil
+	}
+	return hook, &policyState{pol: pol, setT1: setter.SetT1}, nil
+}
+
+// policyState checkpoints an end-time policy (trainer.Stateful); restoring
+// it also puts the model's t1 where the policy had it.
+type policyState struct {
+	pol   freehorizon.Policy
+	setT1 func(float64)
+}
+
+func (p *policyState) MarshalBinary() ([]byte, error) { return json.Marshal(p.pol.State()) }
+
+func (p *policyState) UnmarshalBinary(data []byte) error {
+	var st freehorizon.State
+	if err := json.Unmarshal(data, &st); err != nil {
+		return err
+	}
+	if err := p.pol.Restore(st); err != nil {
+		return err
+	}
+	p.setT1(p.pol.T())
+	return nil
 }
 
 // runTag names one run's CSV log and checkpoint folder: problem and

@@ -1,0 +1,18 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"syscall"
+)
+
+// dieWithParent has the kernel kill the child when this process dies.
+func dieWithParent(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}
+
+// lockFile takes an exclusive, non-blocking lock on f (released when the
+// process ends, even by kill -9).
+func lockFile(f *os.File) error {
+	return syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+}
