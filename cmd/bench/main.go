@@ -32,38 +32,38 @@ import (
 
 // options are the flags shared by the orchestrator and its workers.
 type options struct {
-	Problem     string        `json:"problem"`
-	Optimizers  string        `json:"optimizers"`
-	Budget      time.Duration `json:"budget"`
-	Iters       int           `json:"iters"`
-	Batch       int           `json:"batch"`
-	Width       int           `json:"width"`
-	TrainSize   int           `json:"train_size"`
-	EvalSize    int           `json:"eval_size"`
-	EvalEvery   int           `json:"eval_every"`
-	Out         string        `json:"out"`
+	Problem    string        `json:"problem"`
+	Optimizers string        `json:"optimizers"`
+	Budget     time.Duration `json:"budget"`
+	Iters      int           `json:"iters"`
+	Batch      int           `json:"batch"`
+	Width      int           `json:"width"`
+	TrainSize  int           `json:"train_size"`
+	EvalSize   int           `json:"eval_size"`
+	EvalEvery  int           `json:"eval_every"`
+	Out        string        `json:"out"`
 	// CheckpointEvery is the checkpoint interval in iterations.
-	CheckpointEvery int `json:"checkpoint_every"`
-	Seed        uint64        `json:"seed"`
-	LR          lrFlags       `json:"lr"`
-	WD          float64       `json:"wd"`
-	RefreshK    int           `json:"refresh"`
-	T1          float64       `json:"t1"`
-	T1Policy    string        `json:"t1_policy"`
-	T1LR        float64       `json:"t1_lr"`
-	T1Reg       float64       `json:"t1_reg"`
-	T1Every     int           `json:"t1_every"`
-	T1Warmup    int           `json:"t1_warmup"`
-	T1Decay     float64       `json:"t1_decay"`
-	T1Curvature string        `json:"t1_curvature"`
-	T1Recovered float64       `json:"t1_recovered"`
-	Tol         float64       `json:"tol"`
-	Data        string        `json:"data"`
-	Progress    bool          `json:"progress"`
-	Resume      bool          `json:"resume"`
-	SweepRange  string        `json:"sweep_range"`
-	Grid        string        `json:"grid"`
-	FinalSize   int           `json:"final_size"`
+	CheckpointEvery int     `json:"checkpoint_every"`
+	Seed            uint64  `json:"seed"`
+	LR              lrFlags `json:"lr"`
+	WD              float64 `json:"wd"`
+	RefreshK        int     `json:"refresh"`
+	T1              float64 `json:"t1"`
+	T1Policy        string  `json:"t1_policy"`
+	T1LR            float64 `json:"t1_lr"`
+	T1Reg           float64 `json:"t1_reg"`
+	T1Every         int     `json:"t1_every"`
+	T1Warmup        int     `json:"t1_warmup"`
+	T1Decay         float64 `json:"t1_decay"`
+	T1Curvature     string  `json:"t1_curvature"`
+	T1Recovered     float64 `json:"t1_recovered"`
+	Tol             float64 `json:"tol"`
+	Data            string  `json:"data"`
+	Progress        bool    `json:"progress"`
+	Resume          bool    `json:"resume"`
+	SweepRange      string  `json:"sweep_range"`
+	Grid            string  `json:"grid"`
+	FinalSize       int     `json:"final_size"`
 }
 
 // knownOptimizers are the optimizers the bench compares.
