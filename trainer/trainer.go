@@ -16,12 +16,14 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/snopt-go/snopt/odeint"
 	"github.com/snopt-go/snopt/snoptx"
 	"github.com/snopt-go/snopt/zoo"
 )
 
 // ErrNonFiniteLoss stops training: the loss or a gradient became NaN or
-// infinite. The error is a *DivergedError.
+// infinite, or the ODE solve broke down (non-finite state, step size
+// underflow, too many steps). The error is a *DivergedError.
 var ErrNonFiniteLoss = errors.New("trainer: non-finite loss or gradient")
 
 // DivergedError reports the iteration (numbered from 1, as in the log) at
@@ -114,6 +116,12 @@ type Result struct {
 // Evaluator evaluates the model on held-out data: mean loss and metric.
 type Evaluator func() (loss, metric float64, err error)
 
+// solverBroke reports an ODE solve that failed the way diverging parameters
+// make it fail: a non-finite state, a step size underflow, too many steps.
+func solverBroke(err error) bool {
+	return errors.Is(err, odeint.ErrNonFinite) || errors.Is(err, odeint.ErrStepUnderflow) || errors.Is(err, odeint.ErrMaxSteps)
+}
+
 // T1Reporter is implemented by models with an integration end time.
 type T1Reporter interface{ T1() float64 }
 
@@ -186,6 +194,11 @@ func Run(m zoo.Model, st *snoptx.Stepper, next func() (*zoo.Batch, error), eval 
 		stats := st.NeedsStats()
 		step, err := m.Step(b, stats)
 		if err != nil {
+			if solverBroke(err) {
+				// Parameters that blew up make the ODE solve fail before the
+				// loss can turn NaN.
+				return res, &DivergedError{Label: cfg.Label, Iteration: iter, Cause: err.Error()}
+			}
 			return res, fmt.Errorf("trainer: %s iteration %d: %w", cfg.Label, iter, err)
 		}
 		if math.IsNaN(step.Loss) || math.IsInf(step.Loss, 0) {

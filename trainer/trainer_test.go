@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -16,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/snopt-go/snopt/internal/testutil"
+	"github.com/snopt-go/snopt/odeint"
 	"github.com/snopt-go/snopt/snoptx"
 	"github.com/snopt-go/snopt/zoo"
 )
@@ -345,4 +347,27 @@ func TestNonFiniteGradientIsDivergence(t *testing.T) {
 	assert.Equal(t, 3, div.Iteration)
 	assert.ErrorIs(t, err, ErrNonFiniteLoss)
 	assert.Equal(t, int64(2), st.Iteration())
+}
+
+// solverFailModel fails its ODE solve at one call.
+type solverFailModel struct{ *quadModel }
+
+func (m solverFailModel) Step(b *zoo.Batch, stats bool) (*zoo.StepResult, error) {
+	res, err := m.quadModel.Step(b, stats)
+	if m.calls == 2 {
+		return nil, fmt.Errorf("zoo: forward: %w", &odeint.Error{Err: odeint.ErrStepUnderflow, T: 0.5, H: 1e-17})
+	}
+	return res, err
+}
+
+// TestSolverBreakdownIsDivergence: a step size underflow in the model's
+// solve is a divergence at that iteration; other errors are not.
+func TestSolverBreakdownIsDivergence(t *testing.T) {
+	m, st := setup(t, 0)
+	_, err := Run(solverFailModel{m}, st, next, nil, Config{Iterations: 5, Label: "sgd"})
+	var div *DivergedError
+	require.ErrorAs(t, err, &div)
+	assert.Equal(t, 2, div.Iteration)
+	assert.Contains(t, div.Cause, "step size underflow")
+	assert.False(t, solverBroke(errors.New("out of memory")))
 }

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/snopt-go/snopt/trainer"
+)
+
+// TestMain lets the test binary act as the bench (orchestrator and
+// workers) when BENCH_AS_MAIN is set, so the tests below run real
+// processes.
+func TestMain(m *testing.M) {
+	if os.Getenv("BENCH_AS_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// bench starts the bench as a process.
+func bench(t *testing.T, args ...string) *exec.Cmd {
+	self, err := os.Executable()
+	require.NoError(t, err)
+	cmd := exec.Command(self, args...)
+	cmd.Env = append(os.Environ(), "BENCH_AS_MAIN=1")
+	return cmd
+}
+
+// TestCommandLineIsValidated: each bad command line exits 2 with a message
+// naming the offending flag, before any work.
+func TestCommandLineIsValidated(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-problem", "nope", "-iters", "1"}, "-problem nope"},
+		{[]string{"-problem", "mnist", "-t1", "0", "-iters", "1"}, "-t1 0"},
+		{[]string{"-problem", "circle", "-tol", "-1", "-iters", "1"}, "-tol -1"},
+		{[]string{"-problem", "circle", "-tol", "NaN", "-iters", "1"}, "-tol NaN"},
+		{[]string{"-lr", "adam=1e-3xyz", "-iters", "1"}, "adam=1e-3xyz"},
+		{[]string{"-lr", "adamw=1e-3", "-iters", "1"}, `unknown optimizer "adamw"`},
+		{[]string{"-optimizers", "adam,lbfgs", "-iters", "1"}, "-optimizers"},
+		{[]string{"-batch", "-4", "-iters", "1"}, "-batch -4"},
+		{[]string{"-problem", "circle"}, "-budget"},
+		{[]string{"-iters", "1", "-checkpoint-every", "0"}, "-checkpoint-every 0"},
+		{[]string{"-iters", "1", "-t1-decay", "1"}, "-t1-decay 1"},
+		{[]string{"-iters", "1", "-t1-curvature", "cubic"}, "-t1-curvature"},
+		{[]string{"-iters", "1", "-grid", "0.1,x"}, "-grid"},
+		{[]string{"-iters", "1", "-sweep-range", "1:0.1"}, "-sweep-range"},
+		{[]string{"-problem", "circle", "-t1-policy", "feedback", "-iters", "1"}, "-t1-policy feedback"},
+		{[]string{"-iters", "1", "extra"}, `unexpected argument "extra"`},
+		{[]string{"-iters", "1", "-data", "/no/such/dir"}, "-data /no/such/dir"},
+	} {
+		_, _, err := parseArgs(c.args, &bytes.Buffer{})
+		require.Error(t, err, "%v", c.args)
+		assert.Contains(t, err.Error(), c.want, "%v", c.args)
+	}
+	var stderr bytes.Buffer
+	cmd := bench(t, "-problem", "nope", "-iters", "1")
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit)
+	assert.Equal(t, 2, exit.ExitCode())
+	assert.Contains(t, stderr.String(), "-problem nope: want mnist or circle")
+}
+
+// TestHelpShowsExamplesAndHidesInternalFlags.
+func TestHelpShowsExamplesAndHidesInternalFlags(t *testing.T) {
+	var out bytes.Buffer
+	_, _, err := parseArgs([]string{"-h"}, &out)
+	require.Error(t, err)
+	assert.Contains(t, out.String(), "Examples:")
+	assert.Contains(t, out.String(), "-checkpoint-every")
+	assert.NotContains(t, out.String(), "-worker")
+}
+
+// csvRows reads a log without its wall-clock columns.
+func csvRows(t *testing.T, path string) []string {
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var out []string
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		f := strings.Split(line, ",")
+		out = append(out, strings.Join(append(f[:1:1], f[3:]...), ","))
+	}
+	return out
+}
+
+// TestKillAndResumeIsBitIdentical: a bench killed with SIGKILL mid-run
+// takes its worker with it; a second bench on the same folder refuses while
+// the first runs; the resumed run's log equals, row for row, an
+// uninterrupted run's (wall-clock columns aside), with no row lost or
+// duplicated.
+func TestKillAndResumeIsBitIdentical(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the bench three times")
+	}
+	dir := t.TempDir()
+	args := func(out string, extra ...string) []string {
+		return append([]string{"-problem", "circle", "-iters", "30", "-checkpoint-every", "4", "-batch", "16",
+			"-eval-size", "16", "-final-size", "32", "-eval-every", "5", "-optimizers", "snopt", "-refresh", "7",
+			"-progress=false", "-out", out}, extra...)
+	}
+	full, part := filepath.Join(dir, "full"), filepath.Join(dir, "part")
+	require.NoError(t, bench(t, args(full)...).Run())
+
+	first := bench(t, args(part)...)
+	require.NoError(t, first.Start())
+	log := filepath.Join(part, "circle-snopt.csv")
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		recs, _ := trainer.ReadCSV(log)
+		if len(recs) >= 14 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the first run made no progress")
+		time.Sleep(10 * time.Millisecond)
+	}
+	var stderr bytes.Buffer
+	second := bench(t, args(part)...)
+	second.Stderr = &stderr
+	require.Error(t, second.Run(), "a second bench on the same -out must refuse")
+	assert.Contains(t, stderr.String(), "another bench")
+
+	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
+	_ = first.Wait()
+	// The worker dies with it: the log stops growing.
+	time.Sleep(1500 * time.Millisecond)
+	before, err := os.ReadFile(log)
+	require.NoError(t, err)
+	time.Sleep(1500 * time.Millisecond)
+	after, err := os.ReadFile(log)
+	require.NoError(t, err)
+	require.Equal(t, before, after, "a worker outlived its orchestrator")
+	require.Less(t, strings.Count(string(after), "\n"), 31, "the run was killed before it finished")
+
+	var out bytes.Buffer
+	resumed := bench(t, args(part, "-resume")...)
+	resumed.Stderr = &out
+	require.NoError(t, resumed.Run(), out.String())
+	assert.Contains(t, out.String(), "resumed snopt")
+	assert.Equal(t, csvRows(t, filepath.Join(full, "circle-snopt.csv")), csvRows(t, log))
+
+	// Resuming with another learning rate is refused, naming it.
+	out.Reset()
+	other := bench(t, args(part, "-resume", "-lr", "snopt=0.02", "-iters", "40")...)
+	other.Stderr = &out
+	require.Error(t, other.Run())
+	assert.Contains(t, out.String(), `lr: saved "0.01", now "0.02"`)
+}
+
+// TestDivergedRunIsReported: a learning rate that blows up shows as
+// "diverged at iteration N" in the table and the bench exits 1.
+func TestDivergedRunIsReported(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the bench")
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	var stdout, stderr bytes.Buffer
+	cmd := bench(t, "-problem", "circle", "-iters", "40", "-batch", "16", "-eval-size", "16", "-final-size", "32",
+		"-optimizers", "sgd,adam", "-lr", "sgd=1e6", "-progress=false", "-out", out)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, stderr.String())
+	assert.Equal(t, 1, exit.ExitCode())
+	assert.Regexp(t, `\| sgd \| 1e\+06 \| diverged at iteration \d+ \|`, stdout.String())
+	assert.Contains(t, stdout.String(), "| adam | 0.03 | 40 |")
+	assert.Regexp(t, `sgd diverged at iteration \d+`, stderr.String())
+}
