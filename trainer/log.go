@@ -104,21 +104,32 @@ func ReadCSV(path string) ([]Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	if i := bytes.LastIndexByte(data, '\n'); i < len(data)-1 {
-		data = data[:i+1] // torn last line
-	}
-	rows, err := csv.NewReader(bytes.NewReader(data)).ReadAll()
+	recs, err := parseLog(data)
 	if err != nil {
 		return nil, fmt.Errorf("trainer: %s: %w", path, err)
 	}
+	return recs, nil
+}
+
+// parseLog parses a log's bytes (see ReadCSV).
+func parseLog(data []byte) ([]Record, error) {
+	if i := bytes.LastIndexByte(data, '\n'); i < len(data)-1 {
+		data = data[:i+1] // torn last line
+	}
+	r := csv.NewReader(bytes.NewReader(data))
+	r.FieldsPerRecord = -1 // checked per row, with the line in the message
+	rows, err := r.ReadAll()
+	if err != nil {
+		return nil, err
+	}
 	var out []Record
-	for i, r := range rows {
+	for i, row := range rows {
 		if i == 0 {
 			continue // header
 		}
-		rec, err := parseRow(r)
+		rec, err := parseRow(row)
 		if err != nil {
-			return nil, fmt.Errorf("trainer: %s line %d: %w", path, i+1, err)
+			return nil, fmt.Errorf("line %d: %w", i+1, err)
 		}
 		out = append(out, rec)
 	}

@@ -371,3 +371,29 @@ func TestSolverBreakdownIsDivergence(t *testing.T) {
 	assert.Contains(t, div.Cause, "step size underflow")
 	assert.False(t, solverBroke(errors.New("out of memory")))
 }
+
+// FuzzParseLog: any bytes parse or give an error; parsed records format
+// back to rows that parse to the same records.
+func FuzzParseLog(f *testing.F) {
+	header := strings.Join(csvHeader, ",") + "\n"
+	f.Add([]byte(header + "1,0.5,0.5,2,0.1,10,12,true,,,1,\n2,1,0.5,1.5,0.2,9,9,false,1.1,0.3,0.9,-0.2\n"))
+	f.Add([]byte(header + "1,0.5,0.5,2,0.1,10,12,true,,,1\n3,x"))
+	f.Add([]byte("\"unterminated\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		recs, err := parseLog(data)
+		if err != nil {
+			return
+		}
+		var buf strings.Builder
+		buf.WriteString(header)
+		for _, r := range recs {
+			buf.WriteString(strings.Join(row(r), ",") + "\n")
+		}
+		again, err := parseLog([]byte(buf.String()))
+		require.NoError(t, err)
+		require.Len(t, again, len(recs))
+		for i := range recs {
+			require.Equal(t, row(recs[i]), row(again[i]))
+		}
+	})
+}
