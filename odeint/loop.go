@@ -259,18 +259,14 @@ func (in *integration) fixed(y []*tensors.Tensor) error {
 	steps := 0
 	for i := 1; i < len(in.ts); i++ {
 		span := in.ts[i] - in.ts[i-1]
-		count := 1
+		// The step count stays a float64: a tiny Step would overflow an
+		// int (and wrap to one wrong step); MaxSteps ends such a run.
+		count := 1.0
 		if o.Step > 0 {
-			// Counted in float64 first: a tiny Step would overflow an int.
-			c := math.Ceil(math.Abs(span)/o.Step - 1e-9)
-			if c > float64(o.MaxSteps-steps) {
-				return &Error{Err: ErrMaxSteps, T: in.ts[i-1], H: math.Copysign(o.Step, span),
-					Detail: fmt.Sprintf("step %g needs %.3g steps over [%g, %g]; %d allowed", o.Step, c, in.ts[i-1], in.ts[i], o.MaxSteps)}
-			}
-			count = max(1, int(c))
+			count = math.Max(1, math.Ceil(math.Abs(span)/o.Step-1e-9))
 		}
-		h := span / float64(count)
-		for k := range count {
+		h := span / count
+		for k := 0; float64(k) < count; k++ {
 			tk := in.ts[i-1] + float64(k)*h
 			if steps >= o.MaxSteps {
 				return &Error{Err: ErrMaxSteps, T: tk, H: h, Detail: fmt.Sprintf("%d steps", steps)}
