@@ -133,8 +133,19 @@ func Run(m zoo.Model, st *snoptx.Stepper, next func() (*zoo.Batch, error), eval 
 	if out == nil {
 		out = os.Stderr
 	}
+	if m == nil || st == nil || next == nil {
+		return nil, fmt.Errorf("trainer: a model, a stepper and a batch source are required")
+	}
 	if cfg.Iterations <= 0 && cfg.Budget <= 0 {
 		return nil, fmt.Errorf("trainer: set Iterations or Budget")
+	}
+	if cfg.Iterations < 0 || cfg.Budget < 0 || cfg.EvalEvery < 0 || cfg.CheckpointEvery < 0 {
+		return nil, fmt.Errorf("trainer: negative Iterations, Budget, EvalEvery or CheckpointEvery")
+	}
+	for name, s := range cfg.State {
+		if s == nil {
+			return nil, fmt.Errorf("trainer: state %q is nil", name)
+		}
 	}
 	res := &Result{Label: cfg.Label}
 	ck := &checkpointer{dir: cfg.CheckpointDir}

@@ -397,3 +397,21 @@ func FuzzParseLog(f *testing.F) {
 		}
 	})
 }
+
+// TestRunRejectsBadConfig: missing pieces and negative settings are errors.
+func TestRunRejectsBadConfig(t *testing.T) {
+	m, st := setup(t, 0)
+	for name, run := range map[string]func() error{
+		"nil model":   func() error { _, err := Run(nil, st, next, nil, Config{Iterations: 1}); return err },
+		"nil stepper": func() error { _, err := Run(m, nil, next, nil, Config{Iterations: 1}); return err },
+		"nil next":    func() error { _, err := Run(m, st, nil, nil, Config{Iterations: 1}); return err },
+		"no limit":    func() error { _, err := Run(m, st, next, nil, Config{}); return err },
+		"negative":    func() error { _, err := Run(m, st, next, nil, Config{Iterations: 2, EvalEvery: -1}); return err },
+		"nil state": func() error {
+			_, err := Run(m, st, next, nil, Config{Iterations: 1, State: map[string]Stateful{"x": nil}})
+			return err
+		},
+	} {
+		assert.NotPanics(t, func() { assert.Error(t, run(), name) }, name)
+	}
+}

@@ -38,7 +38,10 @@ func NewImageBatcher(im *Images, size int, seed uint64) (*Batcher, error) {
 	}
 	src := rand.NewPCG(seed, 0x5eed)
 	return &Batcher{n: im.N, size: min(size, im.N), src: src, rng: rand.New(src),
-		make: func(idx []int) *Batch { return ImageBatch(im, idx) }}, nil
+		make: func(idx []int) *Batch {
+			b, _ := ImageBatch(im, idx) // indices of a permutation of [0, N): always valid
+			return b
+		}}, nil
 }
 
 // batcherState is a Batcher's position.
@@ -104,12 +107,18 @@ func (b *Batcher) Next() *Batch {
 func (b *Batcher) Epoch() int { return b.epoch }
 
 // ImageBatch gathers the images idx into a batch: X float32 [B, H, W, C],
-// Labels int32 [B].
-func ImageBatch(im *Images, idx []int) *Batch {
+// Labels int32 [B]. An index outside the set is ErrInvalid.
+func ImageBatch(im *Images, idx []int) (*Batch, error) {
+	if im == nil || len(idx) == 0 {
+		return nil, fmt.Errorf("%w: an image batch needs images and at least one index", ErrInvalid)
+	}
 	size := im.H * im.W * im.C
 	x := make([]float32, len(idx)*size)
 	labels := make([]int32, len(idx))
 	for i, j := range idx {
+		if j < 0 || j >= im.N {
+			return nil, fmt.Errorf("%w: image index %d outside [0, %d)", ErrInvalid, j, im.N)
+		}
 		copy(x[i*size:(i+1)*size], im.Pixels[j*size:(j+1)*size])
 		labels[i] = int32(im.Labels[j])
 	}
@@ -117,11 +126,14 @@ func ImageBatch(im *Images, idx []int) *Batch {
 		X:      tensors.FromFlatDataAndDimensions(x, len(idx), im.H, im.W, im.C),
 		Labels: tensors.FromFlatDataAndDimensions(labels, len(idx)),
 		Size:   len(idx),
-	}
+	}, nil
 }
 
-// EvalBatches cuts a whole set into consecutive batches of at most size.
-func EvalBatches(im *Images, size int) []*Batch {
+// EvalBatches cuts a whole set into consecutive batches of at most size ≥ 1.
+func EvalBatches(im *Images, size int) ([]*Batch, error) {
+	if im == nil || size < 1 {
+		return nil, fmt.Errorf("%w: evaluation batches of size %d", ErrInvalid, size)
+	}
 	var out []*Batch
 	for start := 0; start < im.N; start += size {
 		end := min(start+size, im.N)
@@ -129,7 +141,11 @@ func EvalBatches(im *Images, size int) []*Batch {
 		for i := range idx {
 			idx[i] = start + i
 		}
-		out = append(out, ImageBatch(im, idx))
+		b, err := ImageBatch(im, idx)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
 	}
-	return out
+	return out, nil
 }

@@ -52,6 +52,9 @@ type Classifier struct {
 
 // NewClassifier builds the classifier with its variables in ctx.
 func NewClassifier(backend backends.Backend, ctx *context.Context, cfg ClassifierConfig) (*Classifier, error) {
+	if backend == nil || ctx == nil {
+		return nil, fmt.Errorf("%w: the classifier needs a backend and a context", ErrInvalid)
+	}
 	if cfg.Width == 0 {
 		cfg.Width = 16
 	}
@@ -162,6 +165,9 @@ func boolIdx(b bool) int {
 
 // Step implements Model.
 func (c *Classifier) Step(b *Batch, stats bool) (*StepResult, error) {
+	if err := checkBatch(b, true); err != nil {
+		return nil, err
+	}
 	c.build()
 	h0, err := c.stemFwd.Exec1(b.X)
 	if err != nil {
@@ -224,6 +230,9 @@ func (c *Classifier) Step(b *Batch, stats bool) (*StepResult, error) {
 
 // Evaluate implements Model.
 func (c *Classifier) Evaluate(b *Batch) (float64, float64, error) {
+	if err := checkBatch(b, true); err != nil {
+		return 0, 0, err
+	}
 	c.build()
 	h0, err := c.stemFwd.Exec1(b.X)
 	if err != nil {

@@ -38,6 +38,9 @@ type CNF struct {
 
 // NewCNF builds the flow with its variables in ctx.
 func NewCNF(backend backends.Backend, ctx *context.Context, cfg CNFConfig) (*CNF, error) {
+	if backend == nil || ctx == nil {
+		return nil, fmt.Errorf("%w: the CNF needs a backend and a context", ErrInvalid)
+	}
 	if cfg.Width == 0 {
 		cfg.Width = 64
 	}
@@ -75,6 +78,9 @@ func (c *CNF) Params() []*context.Variable { return c.params }
 // forward flows a batch from T1 to 0 and returns the trajectory, the NLL and
 // its cotangents at t = 0.
 func (c *CNF) forward(b *Batch) (*adjointx.Trajectory, float64, [][]*tensors.Tensor, error) {
+	if err := checkBatch(b, false); err != nil {
+		return nil, 0, nil, err
+	}
 	n := b.Size
 	logp := tensors.FromFlatDataAndDimensions(make([]float32, n), n, 1)
 	tr, err := c.block.Forward([]*tensors.Tensor{b.X, logp}, []float64{c.cfg.T1, 0})

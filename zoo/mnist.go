@@ -31,7 +31,7 @@ type Images struct {
 
 // Subset returns the first n images (all if n ≤ 0 or n ≥ N), sharing storage.
 func (im *Images) Subset(n int) *Images {
-	if n <= 0 || n >= im.N {
+	if im == nil || n <= 0 || n >= im.N {
 		return im
 	}
 	size := im.H * im.W * im.C

@@ -59,6 +59,27 @@ type Model interface {
 	Evaluate(b *Batch) (loss, metric float64, err error)
 }
 
+// checkBatch rejects a batch a model cannot run: nil, without inputs, with
+// a size other than its inputs' first dimension, or — when labelled — with
+// labels that do not match.
+func checkBatch(b *Batch, labelled bool) error {
+	if b == nil || b.X == nil {
+		return fmt.Errorf("%w: batch without inputs", ErrInvalid)
+	}
+	if d := b.X.Shape().Dimensions; len(d) == 0 || d[0] != b.Size || b.Size < 1 {
+		return fmt.Errorf("%w: batch of size %d with inputs %s", ErrInvalid, b.Size, b.X.Shape())
+	}
+	if labelled {
+		if b.Labels == nil {
+			return fmt.Errorf("%w: a classification batch needs labels", ErrInvalid)
+		}
+		if d := b.Labels.Shape().Dimensions; len(d) != 1 || d[0] != b.Size {
+			return fmt.Errorf("%w: labels %s for a batch of %d", ErrInvalid, b.Labels.Shape(), b.Size)
+		}
+	}
+	return nil
+}
+
 // seqRunner builds the VJP of a Sequential outside the ODE block: parameter
 // cotangents (copy 0) and, optionally, K-FAC statistics, in an order fixed
 // at graph-building time.

@@ -53,7 +53,8 @@ func trainFixed(t *testing.T, m Model, ctx *context.Context, opt snoptx.Optimize
 func TestModelsTrainWithEveryOptimizer(t *testing.T) {
 	train, _, err := LoadMNIST("../testdata/mnist-small")
 	require.NoError(t, err)
-	img := ImageBatch(train, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31})
+	img, err := ImageBatch(train, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31})
+	require.NoError(t, err)
 	circ := circles(t, NewCircles(3), 64)
 	lrs := map[string]map[string]float64{
 		"classifier": {"adam": 3e-3, "sgd": 0.05, "snopt": 0.01},

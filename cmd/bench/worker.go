@@ -102,8 +102,14 @@ func newProblem(o options, b backends.Backend, ctx *context.Context) (*problem, 
 		if err != nil {
 			return nil, err
 		}
-		evalSet := zoo.EvalBatches(test.Subset(o.EvalSize), 500)
-		fullSet := zoo.EvalBatches(test.Subset(o.FinalSize), 500) // FinalSize 0: the whole test set
+		evalSet, err := zoo.EvalBatches(test.Subset(o.EvalSize), 500)
+		if err != nil {
+			return nil, err
+		}
+		fullSet, err := zoo.EvalBatches(test.Subset(o.FinalSize), 500) // FinalSize 0: the whole test set
+		if err != nil {
+			return nil, err
+		}
 		return &problem{model: m, next: func() (*zoo.Batch, error) { return batches.Next(), nil }, stream: batches,
 			eval: meanEval(m, evalSet), final: meanEval(m, fullSet)}, nil
 	case "circle":
