@@ -326,49 +326,50 @@ func TestReadCSVToleratesOnlyATornLastLine(t *testing.T) {
 	assert.ErrorContains(t, err, "line 2")
 }
 
-// nanGradModel returns a NaN gradient at one call.
-type nanGradModel struct{ *quadModel }
+// faultyModel is quadModel whose step at call `at` is replaced by fault.
+type faultyModel struct {
+	*quadModel
+	at    int
+	fault func(res *zoo.StepResult) (*zoo.StepResult, error)
+}
 
-func (m nanGradModel) Step(b *zoo.Batch, stats bool) (*zoo.StepResult, error) {
+func (m faultyModel) Step(b *zoo.Batch, stats bool) (*zoo.StepResult, error) {
 	res, err := m.quadModel.Step(b, stats)
-	if m.calls == 3 {
-		res.Grads[m.w.ScopeAndName()] = tensors.FromValue([]float64{math.NaN(), 0})
+	if m.calls == m.at {
+		return m.fault(res)
 	}
 	return res, err
 }
 
-// TestNonFiniteGradientIsDivergence: a NaN gradient stops the run as
-// diverged at that iteration, with the parameters of the iteration before.
-func TestNonFiniteGradientIsDivergence(t *testing.T) {
-	m, st := setup(t, 0)
-	_, err := Run(nanGradModel{m}, st, next, nil, Config{Iterations: 5, Label: "sgd"})
-	var div *DivergedError
-	require.ErrorAs(t, err, &div)
-	assert.Equal(t, 3, div.Iteration)
-	assert.ErrorIs(t, err, ErrNonFiniteLoss)
-	assert.Equal(t, int64(2), st.Iteration())
-}
-
-// solverFailModel fails its ODE solve at one call.
-type solverFailModel struct{ *quadModel }
-
-func (m solverFailModel) Step(b *zoo.Batch, stats bool) (*zoo.StepResult, error) {
-	res, err := m.quadModel.Step(b, stats)
-	if m.calls == 2 {
-		return nil, fmt.Errorf("zoo: forward: %w", &odeint.Error{Err: odeint.ErrStepUnderflow, T: 0.5, H: 1e-17})
+// TestBreakdownsAreDivergence: a NaN gradient or a step size underflow in
+// the model's solve stops the run as diverged at that iteration (numbered
+// as in the log), with the parameters of the iteration before; other
+// errors are not divergence.
+func TestBreakdownsAreDivergence(t *testing.T) {
+	for name, c := range map[string]struct {
+		at    int
+		fault func(res *zoo.StepResult) (*zoo.StepResult, error)
+		cause string
+	}{
+		"NaN gradient": {3, func(res *zoo.StepResult) (*zoo.StepResult, error) {
+			for k := range res.Grads {
+				res.Grads[k] = tensors.FromValue([]float64{math.NaN(), 0})
+			}
+			return res, nil
+		}, "non-finite"},
+		"step underflow": {2, func(*zoo.StepResult) (*zoo.StepResult, error) {
+			return nil, fmt.Errorf("zoo: forward: %w", &odeint.Error{Err: odeint.ErrStepUnderflow, T: 0.5, H: 1e-17})
+		}, "step size underflow"},
+	} {
+		m, st := setup(t, 0)
+		_, err := Run(faultyModel{m, c.at, c.fault}, st, next, nil, Config{Iterations: 5, Label: "sgd"})
+		var div *DivergedError
+		require.ErrorAs(t, err, &div, name)
+		assert.Equal(t, c.at, div.Iteration, name)
+		assert.Contains(t, div.Cause, c.cause, name)
+		assert.ErrorIs(t, err, ErrNonFiniteLoss, name)
+		assert.Equal(t, int64(c.at-1), st.Iteration(), name)
 	}
-	return res, err
-}
-
-// TestSolverBreakdownIsDivergence: a step size underflow in the model's
-// solve is a divergence at that iteration; other errors are not.
-func TestSolverBreakdownIsDivergence(t *testing.T) {
-	m, st := setup(t, 0)
-	_, err := Run(solverFailModel{m}, st, next, nil, Config{Iterations: 5, Label: "sgd"})
-	var div *DivergedError
-	require.ErrorAs(t, err, &div)
-	assert.Equal(t, 2, div.Iteration)
-	assert.Contains(t, div.Cause, "step size underflow")
 	assert.False(t, solverBroke(errors.New("out of memory")))
 }
 
