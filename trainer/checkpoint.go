@@ -207,6 +207,9 @@ func (c *checkpointer) restore(st *snoptx.Stepper, cfg *Config) (*meta, error) {
 	if err := json.Unmarshal(data, &m); err != nil {
 		return fail("corrupt metadata: %v", err)
 	}
+	if m.Params == "" {
+		return fail("written by an earlier version that recorded no parameter hash, settings or data position; start afresh without resuming")
+	}
 	if diff := settingsDiff(m.Settings, cfg.Settings); diff != "" {
 		return fail("the checkpoint was written with other settings (%s); resume with the same settings, or start afresh without resuming", diff)
 	}
