@@ -1,7 +1,7 @@
-// Package trainer runs training loops on the adjoint pipeline: a model
-// (zoo.Model) computes gradients and statistics, a snoptx.Stepper applies
-// the optimizer. It stops on an iteration count or a wall-clock budget,
-// evaluates periodically, shows a progress bar, logs every iteration to CSV,
+// Package trainer runs training loops on the adjoint pipeline: a model (any
+// type with the small Model interface, over any batch type) computes
+// gradients and statistics, a snoptx.Stepper applies the optimizer. It
+// stops on an iteration count or a wall-clock budget, evaluates periodically, shows a progress bar, logs every iteration to CSV,
 // writes atomic checkpoints and resumes from them, and stops on a non-finite
 // loss without touching the last good checkpoint.
 package trainer
@@ -14,12 +14,42 @@ import (
 	"os"
 	"time"
 
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/snopt-go/snopt/adjointx"
 	"github.com/snopt-go/snopt/odeint"
 	"github.com/snopt-go/snopt/snoptx"
-	"github.com/snopt-go/snopt/zoo"
 )
+
+// StepResult is what one training step computes before the update.
+type StepResult struct {
+	Loss, Metric float64
+	// Grads holds the gradient of every parameter, keyed by ScopeAndName.
+	Grads map[string]*tensors.Tensor
+	// Stats are the Kronecker factors of the preconditionable layers, on
+	// refresh iterations (nil otherwise).
+	Stats []adjointx.LayerFactors
+	// BatchSize is the number of examples behind the gradient (≥ 1); SNOpt
+	// scales its second moments by it.
+	BatchSize int
+	// NFEForward and NFEBackward are the vector-field evaluations of the ODE
+	// solves (0 for a model without one).
+	NFEForward, NFEBackward int
+	// DLdT1 is the derivative of the loss in the ODE's end time (dL/dt1 =
+	// a(t1)ᵀF(t1, x(t1)), the free-horizon statistic); NaN or 0 without one.
+	DLdT1 float64
+}
+
+// Model is what Run trains: a step on a batch of type B computing loss,
+// metric, gradients and, when stats is set, the Kronecker statistics.
+type Model[B any] interface {
+	// MetricName is "accuracy" (higher is better) or "nll" (lower is better).
+	MetricName() string
+	// Step computes the loss, metric and gradients of b, and the Kronecker
+	// statistics when stats is set.
+	Step(b B, stats bool) (*StepResult, error)
+}
 
 // ErrNonFiniteLoss stops training: the loss or a gradient became NaN or
 // infinite, or the ODE solve broke down (non-finite state, step size
@@ -84,7 +114,7 @@ type Config struct {
 	// Hook, when set, runs after every update (e.g. a free-horizon policy)
 	// with the iteration just done, numbered from 1 as in the log; an error
 	// stops training.
-	Hook func(iter int, res *zoo.StepResult) error
+	Hook func(iter int, res *StepResult) error
 }
 
 // Record is one iteration of the log.
@@ -128,7 +158,7 @@ type T1Reporter interface{ T1() float64 }
 // Run trains m with st on batches from next until the iteration count or the
 // budget is reached. Errors name the iteration as the log numbers it (from
 // 1); a NaN or infinite loss or gradient is a *DivergedError.
-func Run(m zoo.Model, st *snoptx.Stepper, next func() (*zoo.Batch, error), eval Evaluator, cfg Config) (*Result, error) {
+func Run[B any](m Model[B], st *snoptx.Stepper, next func() (B, error), eval Evaluator, cfg Config) (*Result, error) {
 	out := cfg.Out
 	if out == nil {
 		out = os.Stderr
@@ -219,7 +249,10 @@ func Run(m zoo.Model, st *snoptx.Stepper, next func() (*zoo.Batch, error), eval 
 		if !stats {
 			factors = nil
 		}
-		if err := st.Step(step.Grads, factors, b.Size); err != nil {
+		if step.BatchSize < 1 {
+			return res, fmt.Errorf("trainer: %s iteration %d: the model's StepResult.BatchSize is %d (want ≥ 1)", cfg.Label, iter, step.BatchSize)
+		}
+		if err := st.Step(step.Grads, factors, step.BatchSize); err != nil {
 			if errors.Is(err, snoptx.ErrNonFinite) {
 				return res, &DivergedError{Label: cfg.Label, Iteration: iter, Cause: err.Error()}
 			}

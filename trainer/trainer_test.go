@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,8 +20,13 @@ import (
 	"github.com/snopt-go/snopt/internal/testutil"
 	"github.com/snopt-go/snopt/odeint"
 	"github.com/snopt-go/snopt/snoptx"
-	"github.com/snopt-go/snopt/zoo"
 )
+
+// testBatch is the tests' batch type: the trainer takes any.
+type testBatch struct {
+	X    *tensors.Tensor
+	Size int
+}
 
 // quadModel is L(w) = ½‖w − c‖², optionally returning a NaN loss at one iteration.
 type quadModel struct {
@@ -39,7 +45,7 @@ func newQuad(ctx *context.Context, nanAt int) *quadModel {
 func (m *quadModel) Name() string                                  { return "quad" }
 func (m *quadModel) MetricName() string                            { return "nll" }
 func (m *quadModel) Params() []*context.Variable                   { return m.params }
-func (m *quadModel) Evaluate(*zoo.Batch) (float64, float64, error) { return m.loss(), m.loss(), nil }
+func (m *quadModel) Evaluate(*testBatch) (float64, float64, error) { return m.loss(), m.loss(), nil }
 
 func (m *quadModel) loss() float64 {
 	w := tensors.MustCopyFlatData[float64](m.w.MustValue())
@@ -50,7 +56,7 @@ func (m *quadModel) loss() float64 {
 	return l
 }
 
-func (m *quadModel) Step(*zoo.Batch, bool) (*zoo.StepResult, error) {
+func (m *quadModel) Step(*testBatch, bool) (*StepResult, error) {
 	m.calls++
 	w := tensors.MustCopyFlatData[float64](m.w.MustValue())
 	g := []float64{w[0] - m.c[0], w[1] - m.c[1]}
@@ -58,7 +64,7 @@ func (m *quadModel) Step(*zoo.Batch, bool) (*zoo.StepResult, error) {
 	if m.calls == m.nanAt {
 		l = math.NaN()
 	}
-	return &zoo.StepResult{Loss: l, Metric: l, Grads: map[string]*tensors.Tensor{m.w.ScopeAndName(): tensors.FromValue(g)}}, nil
+	return &StepResult{Loss: l, Metric: l, BatchSize: 1, Grads: map[string]*tensors.Tensor{m.w.ScopeAndName(): tensors.FromValue(g)}}, nil
 }
 
 func setup(t *testing.T, nanAt int) (*quadModel, *snoptx.Stepper) {
@@ -71,13 +77,13 @@ func setup(t *testing.T, nanAt int) (*quadModel, *snoptx.Stepper) {
 	return m, st
 }
 
-func next() (*zoo.Batch, error) { return &zoo.Batch{Size: 1}, nil }
+func next() (*testBatch, error) { return &testBatch{Size: 1}, nil }
 
 func TestRunLogsAndEvaluates(t *testing.T) {
 	m, st := setup(t, 0)
 	csv := filepath.Join(t.TempDir(), "log.csv")
 	var hooked []int
-	hook := func(iter int, _ *zoo.StepResult) error { hooked = append(hooked, iter); return nil }
+	hook := func(iter int, _ *StepResult) error { hooked = append(hooked, iter); return nil }
 	res, err := Run(m, st, next, func() (float64, float64, error) { return m.Evaluate(nil) },
 		Config{Iterations: 10, EvalEvery: 5, CSV: csv, Label: "sgd", Hook: hook})
 	require.NoError(t, err)
@@ -141,7 +147,7 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 // the iterates depend on the data stream's position.
 type noisyQuad struct{ *quadModel }
 
-func (m noisyQuad) Step(b *zoo.Batch, stats bool) (*zoo.StepResult, error) {
+func (m noisyQuad) Step(b *testBatch, stats bool) (*StepResult, error) {
 	res, err := m.quadModel.Step(b, stats)
 	if err != nil {
 		return nil, err
@@ -161,9 +167,9 @@ type noiseStream struct{ src *rand.PCG }
 
 func newNoiseStream(seed uint64) *noiseStream { return &noiseStream{src: rand.NewPCG(seed, 1)} }
 
-func (s *noiseStream) next() (*zoo.Batch, error) {
+func (s *noiseStream) next() (*testBatch, error) {
 	r := rand.New(s.src)
-	return &zoo.Batch{X: tensors.FromValue([]float64{r.NormFloat64(), r.NormFloat64()}), Size: 1}, nil
+	return &testBatch{X: tensors.FromValue([]float64{r.NormFloat64(), r.NormFloat64()}), Size: 1}, nil
 }
 func (s *noiseStream) MarshalBinary() ([]byte, error) { return s.src.MarshalBinary() }
 func (s *noiseStream) UnmarshalBinary(b []byte) error { return s.src.UnmarshalBinary(b) }
@@ -197,7 +203,7 @@ func TestResumeIsBitIdenticalAndLogConsistent(t *testing.T) {
 		st, err := snoptx.NewStepper(testutil.Backend(), ctx, opt, m.Params())
 		require.NoError(t, err)
 		data := newNoiseStream(7)
-		hook := func(iter int, _ *zoo.StepResult) error {
+		hook := func(iter int, _ *StepResult) error {
 			if iter == stopAt {
 				return errors.New("killed")
 			}
@@ -330,10 +336,10 @@ func TestReadCSVToleratesOnlyATornLastLine(t *testing.T) {
 type faultyModel struct {
 	*quadModel
 	at    int
-	fault func(res *zoo.StepResult) (*zoo.StepResult, error)
+	fault func(res *StepResult) (*StepResult, error)
 }
 
-func (m faultyModel) Step(b *zoo.Batch, stats bool) (*zoo.StepResult, error) {
+func (m faultyModel) Step(b *testBatch, stats bool) (*StepResult, error) {
 	res, err := m.quadModel.Step(b, stats)
 	if m.calls == m.at {
 		return m.fault(res)
@@ -348,16 +354,16 @@ func (m faultyModel) Step(b *zoo.Batch, stats bool) (*zoo.StepResult, error) {
 func TestBreakdownsAreDivergence(t *testing.T) {
 	for name, c := range map[string]struct {
 		at    int
-		fault func(res *zoo.StepResult) (*zoo.StepResult, error)
+		fault func(res *StepResult) (*StepResult, error)
 		cause string
 	}{
-		"NaN gradient": {3, func(res *zoo.StepResult) (*zoo.StepResult, error) {
+		"NaN gradient": {3, func(res *StepResult) (*StepResult, error) {
 			for k := range res.Grads {
 				res.Grads[k] = tensors.FromValue([]float64{math.NaN(), 0})
 			}
 			return res, nil
 		}, "non-finite"},
-		"step underflow": {2, func(*zoo.StepResult) (*zoo.StepResult, error) {
+		"step underflow": {2, func(*StepResult) (*StepResult, error) {
 			return nil, fmt.Errorf("zoo: forward: %w", &odeint.Error{Err: odeint.ErrStepUnderflow, T: 0.5, H: 1e-17})
 		}, "step size underflow"},
 	} {
@@ -415,4 +421,33 @@ func TestRunRejectsBadConfig(t *testing.T) {
 	} {
 		assert.NotPanics(t, func() { assert.Error(t, run(), name) }, name)
 	}
+}
+
+// noSizeModel forgets StepResult.BatchSize.
+type noSizeModel struct{ *quadModel }
+
+func (m noSizeModel) Step(b *testBatch, stats bool) (*StepResult, error) {
+	res, err := m.quadModel.Step(b, stats)
+	res.BatchSize = 0
+	return res, err
+}
+
+// TestBatchSizeIsRequired: a step result without its batch size is an
+// error naming the iteration, before any update.
+func TestBatchSizeIsRequired(t *testing.T) {
+	m, st := setup(t, 0)
+	_, err := Run(noSizeModel{m}, st, next, nil, Config{Iterations: 3, Label: "sgd"})
+	assert.ErrorContains(t, err, "iteration 1")
+	assert.ErrorContains(t, err, "BatchSize")
+	assert.Equal(t, int64(0), st.Iteration())
+}
+
+// TestTrainerDoesNotImportZoo: the training loop serves any model; it
+// must not depend on the paper's models.
+func TestTrainerDoesNotImportZoo(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Skipf("go list unavailable: %v", err)
+	}
+	assert.NotContains(t, string(out), "github.com/snopt-go/snopt/zoo\n")
 }

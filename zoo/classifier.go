@@ -186,6 +186,7 @@ func (c *Classifier) Step(b *Batch, stats bool) (*StepResult, error) {
 		Metric:     tensors.ToScalar[float64](out[1]) / float64(b.Size),
 		Grads:      map[string]*tensors.Tensor{},
 		NFEForward: tr.Stats.NFE,
+		BatchSize:  b.Size,
 	}
 	dh1 := out[len(out)-1]
 	if err := c.head.collect(out[2:len(out)-1], stats, res.Grads, &res.Stats); err != nil {

@@ -117,7 +117,7 @@ func (c *CNF) Step(b *Batch, stats bool) (*StepResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &StepResult{Loss: loss, Metric: loss, Grads: g.Params, NFEForward: tr.Stats.NFE, NFEBackward: g.Solve.NFE,
+	res := &StepResult{Loss: loss, Metric: loss, Grads: g.Params, BatchSize: b.Size, NFEForward: tr.Stats.NFE, NFEBackward: g.Solve.NFE,
 		DLdT1: g.T0} // the flow's data end is ts[0] = T1 (integrated from T1 to 0)
 	if stats {
 		res.Stats = st.Layers

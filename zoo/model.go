@@ -22,6 +22,7 @@ import (
 
 	"github.com/snopt-go/snopt/adjointx"
 	"github.com/snopt-go/snopt/field"
+	"github.com/snopt-go/snopt/trainer"
 )
 
 // Batch is one mini-batch: inputs (and labels for classification).
@@ -31,19 +32,18 @@ type Batch struct {
 	Size   int
 }
 
-// StepResult is what one training step computes before the update.
-type StepResult struct {
-	Loss, Metric float64
-	Grads        map[string]*tensors.Tensor
-	Stats        []adjointx.LayerFactors
-	// NFEForward and NFEBackward are the vector-field evaluations of the ODE solves.
-	NFEForward, NFEBackward int
-	// DLdT1 is the derivative of the loss in the ODE's end time (dL/dt1 =
-	// a(t1)ᵀF(t1, x(t1)), the free-horizon statistic).
-	DLdT1 float64
-}
+// StepResult is what one training step computes before the update (the
+// trainer's type: zoo's models are trainer.Model[*Batch]).
+type StepResult = trainer.StepResult
 
-// Model is a trainable model on the adjoint pipeline.
+// Both models train with the trainer.
+var (
+	_ trainer.Model[*Batch] = (*Classifier)(nil)
+	_ trainer.Model[*Batch] = (*CNF)(nil)
+)
+
+// Model is a trainable model on the adjoint pipeline; every Model is a
+// trainer.Model[*Batch].
 type Model interface {
 	// Name identifies the model.
 	Name() string
