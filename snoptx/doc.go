@@ -25,4 +25,17 @@
 //
 // State (momentum buffers, eigenbases, m2, the step counter) lives in context
 // variables under the optimizer's scope, so GoMLX checkpoints carry it.
+//
+// # GoMLX conventions
+//
+// SNOpt and SGD follow GoMLX's optimizers: every update advances the global
+// step (optimizers.GetGlobalStep, which names GoMLX checkpoints); the
+// learning rate is GoMLX's learning-rate variable (optimizers.LearningRateVar,
+// created with the configured rate), so schedules such as cosineschedule
+// drive it; FromContext reads optimizers.ParamLearningRate and the
+// ParamSNOpt…/ParamSGD… context parameters; UpdateGraphWithGradients makes
+// them usable with train.Trainer.AccumulateGradients; and the context
+// parameters optimizers.ParamClipStepByValue and optimizers.ParamClipNaN
+// clip steps and drop NaN gradients. One learning-rate variable serves the
+// context, as in GoMLX.
 package snoptx

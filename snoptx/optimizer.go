@@ -77,9 +77,17 @@ const scopeName = "snoptx"
 // namedGradients maps each trainable variable read by the graph to its
 // gradient of loss (autodiff), for UpdateGraph.
 func namedGradients(ctx *context.Context, loss *Node) map[string]*Node {
-	grads := ctx.BuildTrainableVariablesGradientsGraph(loss)
-	g := loss.Graph()
+	return positionalGradients(ctx, ctx.BuildTrainableVariablesGradientsGraph(loss))
+}
+
+// positionalGradients names gradients given, as GoMLX gives them, in the
+// order of the trainable variables the graph reads.
+func positionalGradients(ctx *context.Context, grads []*Node) map[string]*Node {
 	out := map[string]*Node{}
+	if len(grads) == 0 {
+		return out
+	}
+	g := grads[0].Graph()
 	i := 0
 	for v := range ctx.IterVariables() {
 		if v.Trainable && v.InUseByGraph(g) {

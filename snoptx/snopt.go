@@ -2,6 +2,7 @@ package snoptx
 
 import (
 	"fmt"
+	"maps"
 	"math"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -9,6 +10,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/snopt-go/snopt/adjointx"
@@ -60,6 +62,29 @@ func (c *SNOptConfig) RefreshEvery(k int) *SNOptConfig { c.every = int64(k); ret
 
 // Scope sets the scope of the optimizer's variables (under /snoptx).
 func (c *SNOptConfig) Scope(name string) *SNOptConfig { c.scope = name; return c }
+
+// Context parameters read by SNOptConfig.FromContext (besides GoMLX's
+// optimizers.ParamLearningRate).
+const (
+	ParamSNOptMomentum     = "snopt_momentum"
+	ParamSNOptWeightDecay  = "snopt_weight_decay"
+	ParamSNOptDamping      = "snopt_damping"
+	ParamSNOptAlpha        = "snopt_alpha"
+	ParamSNOptRefreshEvery = "snopt_refresh_every"
+)
+
+// FromContext takes the hyperparameters set as context parameters, as
+// GoMLX's optimizers do: optimizers.ParamLearningRate ("learning_rate") and
+// the ParamSNOpt… names; unset ones keep their values.
+func (c *SNOptConfig) FromContext(ctx *context.Context) *SNOptConfig {
+	c.lr = context.GetParamOr(ctx, optimizers.ParamLearningRate, c.lr)
+	c.momentum = context.GetParamOr(ctx, ParamSNOptMomentum, c.momentum)
+	c.weightDecay = context.GetParamOr(ctx, ParamSNOptWeightDecay, c.weightDecay)
+	c.damping = context.GetParamOr(ctx, ParamSNOptDamping, c.damping)
+	c.alpha = context.GetParamOr(ctx, ParamSNOptAlpha, c.alpha)
+	c.every = int64(context.GetParamOr(ctx, ParamSNOptRefreshEvery, int(c.every)))
+	return c
+}
 
 // Done validates the configuration and returns the optimizer.
 func (c *SNOptConfig) Done() (Optimizer, error) {
@@ -252,6 +277,11 @@ func (o *snopt) UpdateGraphWithNamedGradients(ctx *context.Context, grads map[st
 		}
 		o.restoreBlocks(ctx, names)
 	}
+	step := newGraphStep(ctx, grads, o.cfg.scope, o.cfg.lr, o.cfg.momentum)
+	grads = maps.Clone(grads)
+	for name, g := range grads {
+		grads[name] = step.clipGradient(g)
+	}
 	done := map[string]bool{}
 	for name, b := range o.blocks {
 		gw, ok := grads[name]
@@ -265,10 +295,10 @@ func (o *snopt) UpdateGraphWithNamedGradients(ctx *context.Context, grads map[st
 			}
 		}
 		dirW, dirB := o.precondition(ctx, b, gw, gb)
-		applyMomentum(ctx, o.cfg.scope, b.w, dirW, o.cfg.lr, o.cfg.momentum)
+		step.apply(b.w, dirW)
 		done[name] = true
 		if b.b != nil {
-			applyMomentum(ctx, o.cfg.scope, b.b, dirB, o.cfg.lr, o.cfg.momentum)
+			step.apply(b.b, dirB)
 			done[b.b.ScopeAndName()] = true
 		}
 	}
@@ -280,7 +310,7 @@ func (o *snopt) UpdateGraphWithNamedGradients(ctx *context.Context, grads map[st
 		if v == nil {
 			panic(invalidf("gradient for unknown variable %s", name))
 		}
-		applyMomentum(ctx, o.cfg.scope, v, withWeightDecay(v, g, o.cfg.weightDecay), o.cfg.lr, o.cfg.momentum)
+		step.apply(v, withWeightDecay(v, g, o.cfg.weightDecay))
 	}
 }
 
@@ -306,6 +336,13 @@ func (o *snopt) precondition(ctx *context.Context, b *block, gw, gb *Node) (dirW
 	}
 	in := b.a - 1
 	return Slice(dir, AxisRange(0, in)), Reshape(Slice(dir, AxisRange(in, b.a)), b.o)
+}
+
+// UpdateGraphWithGradients implements train.OptimizeWithGradients (GoMLX's
+// gradient accumulation): grads follow the trainable variables the graph
+// reads, in the context's order.
+func (o *snopt) UpdateGraphWithGradients(ctx *context.Context, grads []*Node, _ dtypes.DType) {
+	o.UpdateGraphWithNamedGradients(ctx, positionalGradients(ctx, grads))
 }
 
 // Clear implements optimizers.Interface: it deletes the optimizer's state.
