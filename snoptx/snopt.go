@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"slices"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX graph code reads best unqualified.
@@ -104,7 +105,7 @@ func (c *SNOptConfig) Done() (Optimizer, error) {
 	case c.scope == "":
 		return nil, invalidf("SNOpt scope is empty")
 	}
-	return &snopt{cfg: *c, blocks: map[string]*block{}}, nil
+	return &snopt{cfg: *c, blocks: map[string]*block{}, recorded: map[string]recorded{}}, nil
 }
 
 // block is one layer's curvature block: its weight and bias variables and
@@ -119,6 +120,11 @@ type block struct {
 type snopt struct {
 	cfg    SNOptConfig
 	blocks map[string]*block // by weight variable ScopeAndName
+	// recorded are the layers whose factors the last statistics graph
+	// computes into context variables (by weight ScopeAndName).
+	recorded map[string]recorded
+	// reported is set once the variables without a block have been listed.
+	reported bool
 }
 
 func (o *snopt) Name() string { return "snopt" }
@@ -263,9 +269,95 @@ func (o *snopt) restoreBlocks(ctx *context.Context, names []string) {
 
 // UpdateGraph implements optimizers.Interface, with autodiff gradients; the
 // layers registered by Refresh are preconditioned, the rest take the
-// momentum step.
+// momentum step. While ParamCollectStats is set it also computes the
+// Kronecker factors of the layers recorded by Dense (one more backward
+// pass, to their pre-activations) into context variables, for
+// RefreshFromContext.
 func (o *snopt) UpdateGraph(ctx *context.Context, _ *Graph, loss *Node) {
+	if context.GetParamOr(ctx, ParamCollectStats, false) {
+		o.collectStats(ctx, loss)
+	}
 	o.UpdateGraphWithNamedGradients(ctx, namedGradients(ctx, loss))
+}
+
+// collectStats builds Ā and B̄ of every layer recorded in loss's graph
+// (see Dense) and stores them in the variables "<weights>_factor_a" and
+// "<weights>_factor_b" of the optimizer's scope.
+func (o *snopt) collectStats(ctx *context.Context, loss *Node) {
+	recs := takeRecords(loss.Graph())
+	if len(recs) == 0 {
+		return
+	}
+	outs := make([]*Node, len(recs))
+	for i, r := range recs {
+		outs[i] = r.out
+	}
+	gys := Gradient(loss, outs...)
+	for i, r := range recs {
+		rows := float64(r.batch * r.locations)
+		a := DivScalar(DotGeneral(r.in, []int{0}, nil, r.in, []int{0}, nil), rows)
+		// Per-sample g = batch·∂L/∂y of a batch-mean loss: B̄ = (1/rows) Σ g gᵀ.
+		b := MulScalar(DotGeneral(gys[i], []int{0}, nil, gys[i], []int{0}, nil), float64(r.batch)/float64(r.locations))
+		dt := r.w.Shape().DType
+		na, no := r.in.Shape().Dimensions[1], r.out.Shape().Dimensions[1]
+		stateVar(ctx, o.cfg.scope, r.w, "factor_a", dt, na, na).SetValueGraph(ConvertDType(a, dt))
+		stateVar(ctx, o.cfg.scope, r.w, "factor_b", dt, no, no).SetValueGraph(ConvertDType(b, dt))
+		o.recorded[r.w.ScopeAndName()] = recorded{w: r.w, b: r.b, batch: r.batch, locations: r.locations}
+	}
+}
+
+// refreshFromContext refreshes the eigenbases from the factors the last
+// statistics graph stored (see collectStats).
+func (o *snopt) refreshFromContext(ctx *context.Context) error {
+	if len(o.recorded) == 0 {
+		return invalidf("no preconditionable layer in the model: build its layers with snoptx.Dense " +
+			"(SNOpt would only take the momentum step)")
+	}
+	var stats []adjointx.LayerFactors
+	batch := 0
+	for _, name := range slices.Sorted(maps.Keys(o.recorded)) {
+		r := o.recorded[name]
+		dt := r.w.Shape().DType
+		na := r.w.Shape().Dimensions[0]
+		if r.b != nil {
+			na++
+		}
+		no := r.w.Shape().Dimensions[1]
+		a, err := stateVar(ctx, o.cfg.scope, r.w, "factor_a", dt, na, na).Value()
+		if err != nil {
+			return err
+		}
+		b, err := stateVar(ctx, o.cfg.scope, r.w, "factor_b", dt, no, no).Value()
+		if err != nil {
+			return err
+		}
+		lf := adjointx.LayerFactors{Layer: r.w.Scope(), Weights: name, A: a, B: b, Locations: r.locations}
+		if r.b != nil {
+			lf.Bias = r.b.ScopeAndName()
+		}
+		stats = append(stats, lf)
+		batch = max(batch, r.batch)
+	}
+	return o.Refresh(ctx, stats, batch)
+}
+
+// uncovered lists the trainable variables outside every curvature block.
+func (o *snopt) uncovered(ctx *context.Context) []string {
+	covered := map[string]bool{}
+	for name, b := range o.blocks {
+		covered[name] = true
+		if b.b != nil {
+			covered[b.b.ScopeAndName()] = true
+		}
+	}
+	var out []string
+	for v := range ctx.IterVariables() {
+		if v.Trainable && !covered[v.ScopeAndName()] {
+			out = append(out, v.ScopeAndName())
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // UpdateGraphWithNamedGradients implements Optimizer.
