@@ -120,3 +120,20 @@ func withOnes(z *Node) *Node {
 	n := z.Shape().Dimensions[0]
 	return Concatenate([]*Node{z, Ones(z.Graph(), shapeLike(z, n, 1))}, 1)
 }
+
+// AffineInputs describes what Forward of an affine layer (Linear, Conv2D)
+// saved: the rows z its weight matrix multiplies ([B·locations, in]: the
+// inputs, with time if concatenated, or a convolution's patches), its
+// weight and bias variables (b nil without a bias) and the locations per
+// sample (output pixels of a convolution, 1 otherwise). ok is false for
+// other layers. Code outside the adjoint (snoptx's GoMLX layers) uses it
+// for K-FAC statistics of the same layers.
+func AffineInputs(saved any) (z *Node, w, b *context.Variable, locations int, ok bool) {
+	switch s := saved.(type) {
+	case *linearSaved:
+		return s.z, s.wVar, s.bVar, 1, true
+	case *convSaved:
+		return s.patches, s.wVar, s.bVar, s.ho * s.wo, true
+	}
+	return nil, nil, nil, 0, false
+}

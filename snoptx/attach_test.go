@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"testing"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/context/checkpoints"
 	"github.com/gomlx/gomlx/pkg/ml/layers"
 	"github.com/gomlx/gomlx/pkg/ml/train"
 	"github.com/gomlx/gomlx/pkg/ml/train/losses"
@@ -261,4 +263,123 @@ func TestAttachRefusesModelsWithoutPreconditionableLayers(t *testing.T) {
 	require.Len(t, logged, 1, "listed once over three refreshes")
 	assert.Contains(t, logged[0], "/stem/dense/weights")
 	assert.NotContains(t, logged[0], "/head/")
+}
+
+// TestConvStatisticsMatchPerPixelSums: for Conv2D (3×3, stride 2, padding
+// 1, bias) under the linear loss L = (1/B) Σ_s ⟨c_s, y_s⟩ (so ∂L/∂y_s =
+// c_s/B exactly), the stored factors equal Ā = mean over samples and output
+// pixels of p̃p̃ᵀ (patches with a 1 appended, zero padding) and B̄ = (B/L)
+// Σ_{s,p} (c_sp/B)(c_sp/B)ᵀ, both summed here pixel by pixel.
+func TestConvStatisticsMatchPerPixelSums(t *testing.T) {
+	rng := rand.New(rand.NewPCG(51, 52))
+	const batch, h, w, c, out, k, stride, pad = 2, 5, 4, 3, 4, 3, 2, 1
+	ho, wo := (h+2*pad-k)/stride+1, (w+2*pad-k)/stride+1
+	x := make([]float64, batch*h*w*c)
+	for i := range x {
+		x[i] = rng.NormFloat64()
+	}
+	cs := make([]float64, batch*ho*wo*out)
+	for i := range cs {
+		cs[i] = rng.NormFloat64()
+	}
+	ctx := context.New()
+	ctx.SetParam(ParamCollectStats, true)
+	model := func(ctx *context.Context, _ any, in []*Node) []*Node {
+		return []*Node{Conv2D(ctx, in[0], out, k, stride, pad, true)}
+	}
+	linear := func(labels, preds []*Node) *Node { return DivScalar(ReduceAllSum(Mul(labels[0], preds[0])), batch) }
+	opt, err := SNOpt().Done()
+	require.NoError(t, err)
+	tr := train.NewTrainer(testutil.Backend(), ctx, model, linear, opt, nil, nil)
+	_, err = tr.TrainStep(nil, []*tensors.Tensor{tensors.FromFlatDataAndDimensions(x, batch, h, w, c)},
+		[]*tensors.Tensor{tensors.FromFlatDataAndDimensions(cs, batch, ho, wo, out)})
+	require.NoError(t, err)
+
+	na := k*k*c + 1
+	a, b := mat.NewDense(na, na, nil), mat.NewDense(out, out, nil)
+	locations := float64(ho * wo)
+	for s := range batch {
+		for oi := range ho {
+			for oj := range wo {
+				p := make([]float64, 0, na)
+				for di := range k {
+					for dj := range k {
+						r, col := oi*stride-pad+di, oj*stride-pad+dj
+						for ch := range c {
+							v := 0.0
+							if r >= 0 && r < h && col >= 0 && col < w {
+								v = x[((s*h+r)*w+col)*c+ch]
+							}
+							p = append(p, v)
+						}
+					}
+				}
+				p = append(p, 1)
+				for i := range na {
+					for j := range na {
+						a.Set(i, j, a.At(i, j)+p[i]*p[j]/(batch*locations))
+					}
+				}
+				g := cs[((s*ho+oi)*wo+oj)*out : ((s*ho+oi)*wo+oj+1)*out]
+				for i := range out {
+					for j := range out {
+						b.Set(i, j, b.At(i, j)+float64(batch)/locations*(g[i]/batch)*(g[j]/batch))
+					}
+				}
+			}
+		}
+	}
+	assertMatNear(t, a, varMat(ctx, "/snoptx/snopt/conv", "weights_factor_a"), 1e-12, "A of the convolution")
+	assertMatNear(t, b, varMat(ctx, "/snoptx/snopt/conv", "weights_factor_b"), 1e-12, "B of the convolution")
+}
+
+// TestAttachResumeFromGoMLXCheckpointIsBitIdentical: SNOpt with Attach
+// (momentum, α = 0.75, refresh every 3) on a two-layer model, checkpointed
+// with GoMLX's checkpoints after 4 steps and resumed in a fresh context,
+// trainer, loop and optimizer, ends 4 steps later with the same weights,
+// bit for bit, as 8 uninterrupted steps.
+func TestAttachResumeFromGoMLXCheckpointIsBitIdentical(t *testing.T) {
+	rng := rand.New(rand.NewPCG(61, 62))
+	data := fixedData{x: randMat(rng, 8, 4), y: randMat(rng, 8, 2)}
+	model := func(ctx *context.Context, _ any, in []*Node) []*Node {
+		h := Tanh(Dense(ctx.In("l1"), in[0], true, 5))
+		return []*Node{Dense(ctx.In("l2"), h, true, 2)}
+	}
+	newLoop := func(ctx *context.Context) *train.Loop {
+		opt, err := SNOpt().LearningRate(0.05).RefreshEvery(3).Done()
+		require.NoError(t, err)
+		loop := train.NewLoop(train.NewTrainer(testutil.Backend(), ctx, model, losses.MeanSquaredError, opt, nil, nil))
+		require.NoError(t, Attach(loop, opt))
+		return loop
+	}
+	weights := func(ctx *context.Context) []float64 {
+		var out []float64
+		for _, s := range []string{"/l1/dense", "/l2/dense"} {
+			out = append(append(out, varVec(ctx, s, "weights")...), varVec(ctx, s, "biases")...)
+		}
+		return out
+	}
+	ctx := context.New()
+	require.NoError(t, ctx.SetRNGStateFromSeed(3))
+	_, err := newLoop(ctx).RunSteps(data, 8)
+	require.NoError(t, err)
+	want := weights(ctx)
+
+	dir := filepath.Join(t.TempDir(), "ckpt")
+	ctx1 := context.New()
+	require.NoError(t, ctx1.SetRNGStateFromSeed(3))
+	h, err := checkpoints.Build(ctx1).Dir(dir).Done()
+	require.NoError(t, err)
+	_, err = newLoop(ctx1).RunSteps(data, 4)
+	require.NoError(t, err)
+	require.NoError(t, h.Save())
+
+	ctx2 := context.New()
+	_, err = checkpoints.Build(ctx2).Dir(dir).Done()
+	require.NoError(t, err)
+	require.Equal(t, int64(4), globalStep(ctx2))
+	ctx2 = ctx2.Reuse()
+	_, err = newLoop(ctx2).RunSteps(data, 4)
+	require.NoError(t, err)
+	assert.Equal(t, want, weights(ctx2))
 }

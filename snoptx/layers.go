@@ -8,6 +8,8 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/layers/regularizers"
+
+	"github.com/snopt-go/snopt/field"
 )
 
 // ParamCollectStats is the context parameter that, while true when a
@@ -19,7 +21,8 @@ const ParamCollectStats = "snopt_collect_stats"
 
 // recorded is one preconditionable layer met while building a graph that
 // collects statistics: its variables, its homogeneous inputs [N, in(+1)] and
-// pre-activations [N, out] (N = batch × locations).
+// pre-activations (any shape with N·out elements, out last; N = batch ×
+// locations).
 type recorded struct {
 	w, b      *context.Variable
 	in, out   *Node
@@ -97,4 +100,32 @@ func Dense(ctx *context.Context, x *Node, useBias bool, out int) *Node {
 		record(recorded{w: wVar, b: bVar, in: homog, out: y, batch: dims[0], locations: rows / dims[0]})
 	}
 	return Reshape(y, append(append([]int{}, dims[:len(dims)-1]...), out)...)
+}
+
+// Conv2D is a preconditionable 2-D convolution for GoMLX models, on
+// channels-last inputs [B, H, W, C]: Out filters of Kernel×Kernel, the
+// given stride and zero padding on each side, computed as patch extraction
+// and a matrix product (field.Conv2D, the form K-FAC for convolutions needs;
+// Grosse & Martens 2016). Its variables live in ctx.In("conv"): "weights"
+// [Kernel·Kernel·C, Out] (rows ordered (di, dj, c); not GoMLX's
+// [K, K, C, Out] layout) and "biases" [Out]. While ParamCollectStats is set
+// it records the patches and the output for SNOpt's statistics: Ā is the
+// mean over samples and output pixels of the homogeneous patches' outer
+// products, B̄ that of the per-sample output gradients divided by the
+// pixels per sample (field's convention).
+func Conv2D(ctx *context.Context, x *Node, out, kernel, stride, padding int, useBias bool) *Node {
+	if x.Rank() != 4 || out < 1 || kernel < 1 || stride < 1 || padding < 0 {
+		panic(fmt.Sprintf("snoptx.Conv2D: input [B, H, W, C], out, kernel, stride ≥ 1 and padding ≥ 0 needed, got %s, %d, %d, %d, %d",
+			x.Shape(), out, kernel, stride, padding))
+	}
+	layer := &field.Conv2D{Name: "conv", Out: out, Kernel: kernel, Stride: stride, Padding: padding, NoBias: !useBias}
+	y, saved := layer.Forward(ctx, nil, x)
+	if context.GetParamOr(ctx, ParamCollectStats, false) {
+		z, w, b, locations, _ := field.AffineInputs(saved)
+		if b != nil {
+			z = Concatenate([]*Node{z, Ones(x.Graph(), shapes.Make(x.DType(), z.Shape().Dimensions[0], 1))}, 1)
+		}
+		record(recorded{w: w, b: b, in: z, out: y, batch: x.Shape().Dimensions[0], locations: locations})
+	}
+	return y
 }
