@@ -92,7 +92,7 @@ func Dense(ctx *context.Context, x *Node, useBias bool, out int) *Node {
 		bVar = ctx.VariableWithShape("biases", shapes.Make(x.DType(), out))
 		y = Add(y, InsertAxes(bVar.ValueGraph(g), 0))
 	}
-	if context.GetParamOr(ctx, ParamCollectStats, false) {
+	if collecting(ctx, g) {
 		homog := x2
 		if useBias {
 			homog = Concatenate([]*Node{x2, Ones(g, shapes.Make(x.DType(), rows, 1))}, 1)
@@ -120,7 +120,7 @@ func Conv2D(ctx *context.Context, x *Node, out, kernel, stride, padding int, use
 	}
 	layer := &field.Conv2D{Name: "conv", Out: out, Kernel: kernel, Stride: stride, Padding: padding, NoBias: !useBias}
 	y, saved := layer.Forward(ctx, nil, x)
-	if context.GetParamOr(ctx, ParamCollectStats, false) {
+	if collecting(ctx, x.Graph()) {
 		z, w, b, locations, _ := field.AffineInputs(saved)
 		if b != nil {
 			z = Concatenate([]*Node{z, Ones(x.Graph(), shapes.Make(x.DType(), z.Shape().Dimensions[0], 1))}, 1)

@@ -294,13 +294,9 @@ func (o *snopt) collectStats(ctx *context.Context, loss *Node) {
 	}
 	gys := Gradient(loss, outs...)
 	for i, r := range recs {
-		rows := float64(r.batch * r.locations)
-		a := DivScalar(DotGeneral(r.in, []int{0}, nil, r.in, []int{0}, nil), rows)
-		// Per-sample g = batch·∂L/∂y of a batch-mean loss: B̄ = (1/rows) Σ g gᵀ.
+		a, b := factors(r, gys[i])
 		dt := r.w.Shape().DType
 		na, no := r.in.Shape().Dimensions[1], r.w.Shape().Dimensions[1]
-		gy := Reshape(gys[i], -1, no)
-		b := MulScalar(DotGeneral(gy, []int{0}, nil, gy, []int{0}, nil), float64(r.batch)/float64(r.locations))
 		stateVar(ctx, o.cfg.scope, r.w, "factor_a", dt, na, na).SetValueGraph(ConvertDType(a, dt))
 		stateVar(ctx, o.cfg.scope, r.w, "factor_b", dt, no, no).SetValueGraph(ConvertDType(b, dt))
 		o.recorded[r.w.ScopeAndName()] = recorded{w: r.w, b: r.b, batch: r.batch, locations: r.locations}
