@@ -50,11 +50,8 @@ type Classifier struct {
 	odeParams  []*context.Variable
 }
 
-// NewClassifier builds the classifier with its variables in ctx.
-func NewClassifier(backend backends.Backend, ctx *context.Context, cfg ClassifierConfig) (*Classifier, error) {
-	if backend == nil || ctx == nil {
-		return nil, fmt.Errorf("%w: the classifier needs a backend and a context", ErrInvalid)
-	}
+// resolve fills the defaults in and validates the configuration.
+func (cfg *ClassifierConfig) resolve() error {
 	if cfg.Width == 0 {
 		cfg.Width = 16
 	}
@@ -65,10 +62,29 @@ func NewClassifier(backend backends.Backend, ctx *context.Context, cfg Classifie
 		cfg.T1 = 1
 	}
 	if cfg.Width < 1 || cfg.Classes < 2 || !(cfg.T1 > 0) {
-		return nil, fmt.Errorf("zoo: bad classifier configuration %+v", cfg)
+		return fmt.Errorf("%w: bad classifier configuration %+v", ErrInvalid, *cfg)
 	}
 	if cfg.Solver == nil {
 		cfg.Solver = &odeint.Options{Method: odeint.Dopri5, RTol: 1e-3, ATol: 1e-3}
+	}
+	return nil
+}
+
+// odeField is the classifier's vector field: Conv(W,3,1)→ReLU→Conv(W,3,1)
+// with time as a channel.
+func odeField(w int) *field.Sequential {
+	return field.NewSequential(
+		&field.Conv2D{Name: "conv1", Out: w, Kernel: 3, Stride: 1, Padding: 1, ConcatTime: true}, field.NewReLU(),
+		&field.Conv2D{Name: "conv2", Out: w, Kernel: 3, Stride: 1, Padding: 1, ConcatTime: true})
+}
+
+// NewClassifier builds the classifier with its variables in ctx.
+func NewClassifier(backend backends.Backend, ctx *context.Context, cfg ClassifierConfig) (*Classifier, error) {
+	if backend == nil || ctx == nil {
+		return nil, fmt.Errorf("%w: the classifier needs a backend and a context", ErrInvalid)
+	}
+	if err := cfg.resolve(); err != nil {
+		return nil, err
 	}
 	w := cfg.Width
 	c := &Classifier{backend: backend, ctx: ctx.Checked(false), cfg: cfg}
@@ -76,9 +92,7 @@ func NewClassifier(backend backends.Backend, ctx *context.Context, cfg Classifie
 		&field.Conv2D{Name: "c1", Out: w, Kernel: 3, Stride: 1, Padding: 0, NoBias: true}, field.NewReLU(),
 		&field.Conv2D{Name: "c2", Out: w, Kernel: 4, Stride: 2, Padding: 1, NoBias: true}, field.NewReLU(),
 		&field.Conv2D{Name: "c3", Out: w, Kernel: 4, Stride: 2, Padding: 1, NoBias: true})
-	c.odeField = field.NewSequential(
-		&field.Conv2D{Name: "conv1", Out: w, Kernel: 3, Stride: 1, Padding: 1, ConcatTime: true}, field.NewReLU(),
-		&field.Conv2D{Name: "conv2", Out: w, Kernel: 3, Stride: 1, Padding: 1, ConcatTime: true})
+	c.odeField = odeField(w)
 	c.head.seq = field.NewSequential(field.NewReLU(), field.GlobalAvgPool{}, &field.Linear{Name: "fc", Out: cfg.Classes})
 	block, err := adjointx.NewBlock(backend, c.ctx.In("ode"), c.odeField,
 		&adjointx.Options{Forward: cfg.Solver, GridIntervals: cfg.GridIntervals})

@@ -14,8 +14,6 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/layers/activations"
 
 	"github.com/snopt-go/snopt/adjointx"
-	"github.com/snopt-go/snopt/field"
-	"github.com/snopt-go/snopt/odeint"
 	"github.com/snopt-go/snopt/snoptx"
 )
 
@@ -44,20 +42,8 @@ func NewHybrid(backend backends.Backend, ctx *context.Context, cfg ClassifierCon
 	if backend == nil || ctx == nil {
 		return nil, fmt.Errorf("%w: the hybrid classifier needs a backend and a context", ErrInvalid)
 	}
-	if cfg.Width == 0 {
-		cfg.Width = 16
-	}
-	if cfg.Classes == 0 {
-		cfg.Classes = 10
-	}
-	if cfg.T1 == 0 {
-		cfg.T1 = 1
-	}
-	if cfg.Width < 1 || cfg.Classes < 2 || !(cfg.T1 > 0) {
-		return nil, fmt.Errorf("%w: bad classifier configuration %+v", ErrInvalid, cfg)
-	}
-	if cfg.Solver == nil {
-		cfg.Solver = &odeint.Options{Method: odeint.Dopri5, RTol: 1e-3, ATol: 1e-3}
+	if err := cfg.resolve(); err != nil {
+		return nil, err
 	}
 	w := cfg.Width
 	h := &Hybrid{cfg: cfg, ctx: ctx.Checked(false)}
@@ -82,10 +68,7 @@ func NewHybrid(backend backends.Backend, ctx *context.Context, cfg ClassifierCon
 	if err != nil {
 		return nil, err
 	}
-	odeField := field.NewSequential(
-		&field.Conv2D{Name: "conv1", Out: w, Kernel: 3, Stride: 1, Padding: 1, ConcatTime: true}, field.NewReLU(),
-		&field.Conv2D{Name: "conv2", Out: w, Kernel: 3, Stride: 1, Padding: 1, ConcatTime: true})
-	if h.block, err = adjointx.NewBlock(backend, h.ctx.In("ode"), odeField,
+	if h.block, err = adjointx.NewBlock(backend, h.ctx.In("ode"), odeField(w),
 		&adjointx.Options{Forward: cfg.Solver, GridIntervals: cfg.GridIntervals}); err != nil {
 		return nil, err
 	}
