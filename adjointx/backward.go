@@ -44,6 +44,10 @@ type BackwardOptions struct {
 	// Stats, when set, receives the Kronecker factors sampled on the time grid
 	// (Alg. 1 lines 5–8), added to what it already holds.
 	Stats *Stats
+	// GridIntervals, when > 0, replaces the block's Options.GridIntervals for
+	// this call: a model that calls Backward once per segment (an ODE-RNN)
+	// spreads about the paper's 100 grid points over all its segments.
+	GridIntervals int
 }
 
 // Gradients is the result of a backward pass.
@@ -152,7 +156,11 @@ func (b *Block) Backward(tr *Trajectory, cot [][]*tensors.Tensor, opts *Backward
 	}
 	var pts []gridPoint
 	if opts.Stats != nil {
-		pts = grid(tr.Ts[0], tr.Ts[len(tr.Ts)-1], b.opts.GridIntervals)
+		intervals := b.opts.GridIntervals
+		if opts.GridIntervals > 0 {
+			intervals = opts.GridIntervals
+		}
+		pts = grid(tr.Ts[0], tr.Ts[len(tr.Ts)-1], intervals)
 	}
 	g := &Gradients{}
 	last := len(tr.Ts) - 1
