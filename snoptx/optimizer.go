@@ -118,6 +118,7 @@ type Stepper struct {
 	opt     Optimizer
 	params  []*context.Variable
 	exec    *context.Exec
+	scope   string
 }
 
 // NewStepper prepares the updates of params (their gradients will be keyed
@@ -134,6 +135,17 @@ func NewStepper(backend backends.Backend, ctx *context.Context, opt Optimizer, p
 // Context returns the context holding the parameters and the optimizer state.
 func (s *Stepper) Context() *context.Context { return s.ctx }
 
+// Scope puts the stepper's iteration counter and its optimizer's
+// context-relative state (GoMLX's learning-rate variable and global step,
+// Adam's moments) under the named scope, so that several steppers — one
+// optimizer per part of a model, see Group — share one context without
+// sharing a learning rate. Call it before the first Step; "" (the default)
+// is the root.
+func (s *Stepper) Scope(name string) *Stepper {
+	s.scope = name
+	return s
+}
+
 // Optimizer returns the stepper's optimizer.
 func (s *Stepper) Optimizer() Optimizer { return s.opt }
 
@@ -142,8 +154,11 @@ func (s *Stepper) Params() []*context.Variable { return s.params }
 
 // stepVar is the iteration counter.
 func (s *Stepper) stepVar() *context.Variable {
-	return s.ctx.InAbsPath(context.ScopeSeparator+scopeName).
-		VariableWithValue("iteration", int64(0)).SetTrainable(false)
+	path := context.ScopeSeparator + scopeName
+	if s.scope != "" {
+		path += context.ScopeSeparator + "steppers" + context.ScopeSeparator + s.scope
+	}
+	return s.ctx.InAbsPath(path).VariableWithValue("iteration", int64(0)).SetTrainable(false)
 }
 
 // Iteration returns the number of updates applied so far.
@@ -154,6 +169,29 @@ func (s *Stepper) Iteration() int64 {
 // NeedsStats reports whether the coming iteration must collect statistics.
 func (s *Stepper) NeedsStats() bool { return s.opt.NeedsStats(s.Iteration()) }
 
+// gradients checks and orders the stepper's gradients (see Step).
+func (s *Stepper) gradients(grads map[string]*tensors.Tensor) ([]any, error) {
+	args := make([]any, len(s.params))
+	for i, v := range s.params {
+		g, ok := grads[v.ScopeAndName()]
+		if !ok || g == nil {
+			return nil, invalidf("no gradient for %s", v.ScopeAndName())
+		}
+		if !g.Shape().Equal(v.Shape()) {
+			return nil, invalidf("gradient of %s is %s, the variable %s", v.ScopeAndName(), g.Shape(), v.Shape())
+		}
+		at, err := firstNonFinite(g)
+		if err != nil {
+			return nil, invalidf("gradient of %s: %v", v.ScopeAndName(), err)
+		}
+		if at >= 0 {
+			return nil, fmt.Errorf("%w: gradient of %s at flat index %d; update skipped", ErrNonFinite, v.ScopeAndName(), at)
+		}
+		args[i] = g
+	}
+	return args, nil
+}
+
 // Step applies one update. grads must hold a finite gradient for every
 // parameter; stats (nil except on refresh iterations) go to the optimizer's
 // Refresh first. A missing or mis-shaped gradient is ErrInvalid; a NaN or
@@ -161,23 +199,9 @@ func (s *Stepper) NeedsStats() bool { return s.opt.NeedsStats(s.Iteration()) }
 // way nothing is updated: one NaN would otherwise poison every parameter
 // that shares its layer's second moments.
 func (s *Stepper) Step(grads map[string]*tensors.Tensor, stats []adjointx.LayerFactors, batch int) error {
-	args := make([]any, len(s.params))
-	for i, v := range s.params {
-		g, ok := grads[v.ScopeAndName()]
-		if !ok || g == nil {
-			return invalidf("no gradient for %s", v.ScopeAndName())
-		}
-		if !g.Shape().Equal(v.Shape()) {
-			return invalidf("gradient of %s is %s, the variable %s", v.ScopeAndName(), g.Shape(), v.Shape())
-		}
-		at, err := firstNonFinite(g)
-		if err != nil {
-			return invalidf("gradient of %s: %v", v.ScopeAndName(), err)
-		}
-		if at >= 0 {
-			return fmt.Errorf("%w: gradient of %s at flat index %d; update skipped", ErrNonFinite, v.ScopeAndName(), at)
-		}
-		args[i] = g
+	args, err := s.gradients(grads)
+	if err != nil {
+		return err
 	}
 	if stats != nil {
 		if err := s.opt.Refresh(s.ctx, stats, batch); err != nil {
@@ -185,7 +209,11 @@ func (s *Stepper) Step(grads map[string]*tensors.Tensor, stats []adjointx.LayerF
 		}
 	}
 	if s.exec == nil {
-		exec, err := context.NewExec(s.backend, s.ctx, func(ctx *context.Context, in []*Node) {
+		execCtx := s.ctx
+		if s.scope != "" {
+			execCtx = s.ctx.InAbsPath(context.ScopeSeparator + s.scope)
+		}
+		exec, err := context.NewExec(s.backend, execCtx, func(ctx *context.Context, in []*Node) {
 			named := make(map[string]*Node, len(in))
 			for i, v := range s.params {
 				_ = v.ValueGraph(in[i].Graph()) // in use, in creation order for positional optimizers
