@@ -17,7 +17,6 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context/checkpoints"
 
 	"github.com/snopt-go/snopt/internal/hostval"
-	"github.com/snopt-go/snopt/snoptx"
 )
 
 // ErrResume reports a checkpoint that cannot be resumed from: incomplete,
@@ -54,7 +53,7 @@ type meta struct {
 
 // paramsHash fingerprints the stepper's parameters (names, shapes, values)
 // and its iteration counter.
-func paramsHash(st *snoptx.Stepper) (string, error) {
+func paramsHash(st Updater) (string, error) {
 	h := fnv.New64a()
 	fmt.Fprintf(h, "iteration %d\n", st.Iteration())
 	for _, v := range st.Params() {
@@ -83,7 +82,7 @@ func stateFile(name string) string { return "state-" + name + ".bin" }
 
 const keepCheckpoints = 2
 
-func (c *checkpointer) save(st *snoptx.Stepper, res *Result, cfg *Config) error {
+func (c *checkpointer) save(st Updater, res *Result, cfg *Config) error {
 	if err := os.MkdirAll(c.dir, 0o755); err != nil {
 		return fmt.Errorf("trainer: checkpoint: %w", err)
 	}
@@ -191,7 +190,7 @@ func (c *checkpointer) clear() (bool, error) {
 // the metadata records: the iteration counter, every parameter's values (by
 // hash), every extra state, and the same settings. Anything else is
 // ErrResume.
-func (c *checkpointer) restore(st *snoptx.Stepper, cfg *Config) (*meta, error) {
+func (c *checkpointer) restore(st Updater, cfg *Config) (*meta, error) {
 	dir, err := c.latest()
 	if dir == "" || err != nil {
 		return nil, err

@@ -1,7 +1,8 @@
 // Package trainer runs training loops on the adjoint pipeline: a model (any
 // type with the small Model interface, over any batch type) computes
-// gradients and statistics, a snoptx.Stepper applies the optimizer. It
-// stops on an iteration count or a wall-clock budget, evaluates periodically, shows a progress bar, logs every iteration to CSV,
+// gradients and statistics, an Updater (a snoptx.Stepper or Group) applies
+// the optimizer. It stops on an iteration count or a wall-clock budget,
+// evaluates periodically, shows a progress bar, logs every iteration to CSV,
 // writes atomic checkpoints and resumes from them, and stops on a non-finite
 // loss without touching the last good checkpoint.
 package trainer
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/snopt-go/snopt/adjointx"
@@ -40,6 +42,26 @@ type StepResult struct {
 	// a(t1)ᵀF(t1, x(t1)), the free-horizon statistic); NaN or 0 without one.
 	DLdT1 float64
 }
+
+// Updater applies the optimizer to a step's gradients: a *snoptx.Stepper,
+// or a *snoptx.Group of them (one optimizer per part of a model).
+type Updater interface {
+	// Context holds the parameters and the optimizer state (checkpointed).
+	Context() *context.Context
+	// Params are the parameters updated.
+	Params() []*context.Variable
+	// Iteration is the number of updates applied.
+	Iteration() int64
+	// NeedsStats reports whether the coming update wants Kronecker statistics.
+	NeedsStats() bool
+	// Step applies one update.
+	Step(grads map[string]*tensors.Tensor, stats []adjointx.LayerFactors, batch int) error
+}
+
+var (
+	_ Updater = (*snoptx.Stepper)(nil)
+	_ Updater = (*snoptx.Group)(nil)
+)
 
 // Model is what Run trains: a step on a batch of type B computing loss,
 // metric, gradients and, when stats is set, the Kronecker statistics.
@@ -158,7 +180,7 @@ type T1Reporter interface{ T1() float64 }
 // Run trains m with st on batches from next until the iteration count or the
 // budget is reached. Errors name the iteration as the log numbers it (from
 // 1); a NaN or infinite loss or gradient is a *DivergedError.
-func Run[B any](m Model[B], st *snoptx.Stepper, next func() (B, error), eval Evaluator, cfg Config) (*Result, error) {
+func Run[B any](m Model[B], st Updater, next func() (B, error), eval Evaluator, cfg Config) (*Result, error) {
 	out := cfg.Out
 	if out == nil {
 		out = os.Stderr
