@@ -33,15 +33,19 @@ func NewImageBatcher(im *Images, size int, seed uint64) (*Batcher, error) {
 	if im == nil || im.N < 1 {
 		return nil, fmt.Errorf("%w: no images to batch", ErrInvalid)
 	}
+	return newBatcher(im.N, size, seed, func(idx []int) *Batch {
+		b, _ := ImageBatch(im, idx) // indices of a permutation of [0, N): always valid
+		return b
+	})
+}
+
+// newBatcher batches n items with make.
+func newBatcher(n, size int, seed uint64, make func(idx []int) *Batch) (*Batcher, error) {
 	if size < 1 {
 		return nil, fmt.Errorf("%w: batch size %d (want ≥ 1)", ErrInvalid, size)
 	}
 	src := rand.NewPCG(seed, 0x5eed)
-	return &Batcher{n: im.N, size: min(size, im.N), src: src, rng: rand.New(src),
-		make: func(idx []int) *Batch {
-			b, _ := ImageBatch(im, idx) // indices of a permutation of [0, N): always valid
-			return b
-		}}, nil
+	return &Batcher{n: n, size: min(size, n), src: src, rng: rand.New(src), make: make}, nil
 }
 
 // batcherState is a Batcher's position.

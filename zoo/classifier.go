@@ -158,10 +158,16 @@ func (c *Classifier) build() {
 // lossGraph returns the batch-mean cross-entropy, the number of correct
 // predictions and ∂loss/∂logits = (softmax − onehot)/B.
 func (c *Classifier) lossGraph(ctx *context.Context, h1, labels *Node) (loss, correct, dlogits *Node) {
-	g := h1.Graph()
-	logits := c.head.seq.Eval(ctx, ScalarZero(g, h1.DType()), []*Node{h1})[0]
+	logits := c.head.seq.Eval(ctx, ScalarZero(h1.Graph(), h1.DType()), []*Node{h1})[0]
+	return crossEntropy(logits, labels, c.cfg.Classes)
+}
+
+// crossEntropy returns the batch-mean softmax cross-entropy of logits [B,
+// classes] against int labels [B] (float64), the number of correct
+// predictions (float64) and ∂loss/∂logits = (softmax − onehot)/B.
+func crossEntropy(logits, labels *Node, classes int) (loss, correct, dlogits *Node) {
 	batch := logits.Shape().Dimensions[0]
-	onehot := OneHot(labels, c.cfg.Classes, logits.DType())
+	onehot := OneHot(labels, classes, logits.DType())
 	logp := LogSoftmax(logits, -1)
 	loss = ConvertDType(DivScalar(Neg(ReduceAllSum(Mul(onehot, logp))), float64(batch)), dtypes.Float64)
 	pred := ArgMax(logits, -1, labels.DType())

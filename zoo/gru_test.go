@@ -65,7 +65,9 @@ func TestGRUVJPMatchesFiniteDifferences(t *testing.T) {
 		require.NotNil(t, v, name)
 		got := tensors.MustCopyFlatData[float64](out[k+1])
 		get := func() []float64 { return tensors.MustCopyFlatData[float64](v.MustValue()) }
-		set := func(vals []float64) { require.NoError(t, v.SetValue(tensors.FromFlatDataAndDimensions(vals, v.Shape().Dimensions...))) }
+		set := func(vals []float64) {
+			require.NoError(t, v.SetValue(tensors.FromFlatDataAndDimensions(vals, v.Shape().Dimensions...)))
+		}
 		n := len(get())
 		for _, i := range []int{0, n / 3, n/3 + 1, 2 * n / 3, n - 1} {
 			want := fd(get, set, i)

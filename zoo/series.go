@@ -1,0 +1,78 @@
+package zoo
+
+import (
+	"fmt"
+
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+
+	"github.com/snopt-go/snopt/zoo/datasets"
+)
+
+// SeriesInputs is D for series of c channels: the channels, time, and one
+// observation mask per channel (the paper's D = 27 / 19 / 7 for 13 / 9 / 3
+// channels).
+func SeriesInputs(channels int) int { return 2*channels + 1 }
+
+// SeriesBatch gathers series idx of ts into an ODE-RNN batch: X float32
+// [B, K, D] with, per step k, the C channel values, the time k/(K−1) and C
+// observation masks (1: every value of an equal-length series is
+// observed), and Labels int32 [B].
+func SeriesBatch(ts *datasets.TimeSeries, idx []int) (*Batch, error) {
+	if ts == nil || len(idx) == 0 {
+		return nil, fmt.Errorf("%w: a series batch needs series and at least one index", ErrInvalid)
+	}
+	k, c := ts.Length, ts.Channels
+	d := SeriesInputs(c)
+	x := make([]float32, len(idx)*k*d)
+	labels := make([]int32, len(idx))
+	for i, j := range idx {
+		if j < 0 || j >= ts.N {
+			return nil, fmt.Errorf("%w: series index %d outside [0, %d)", ErrInvalid, j, ts.N)
+		}
+		labels[i] = int32(ts.Labels[j])
+		for s := range k {
+			row := x[(i*k+s)*d : (i*k+s+1)*d]
+			for ch := range c {
+				row[ch] = float32(ts.X[(j*k+s)*c+ch])
+				row[c+1+ch] = 1
+			}
+			if k > 1 {
+				row[c] = float32(s) / float32(k-1)
+			}
+		}
+	}
+	return &Batch{X: tensors.FromFlatDataAndDimensions(x, len(idx), k, d),
+		Labels: tensors.FromFlatDataAndDimensions(labels, len(idx)), Size: len(idx)}, nil
+}
+
+// NewSeriesBatcher returns a batcher over series with the given batch size
+// (reshuffled every epoch; its position checkpoints like NewImageBatcher's).
+func NewSeriesBatcher(ts *datasets.TimeSeries, size int, seed uint64) (*Batcher, error) {
+	if ts == nil || ts.N < 1 {
+		return nil, fmt.Errorf("%w: no series to batch", ErrInvalid)
+	}
+	return newBatcher(ts.N, size, seed, func(idx []int) *Batch {
+		b, _ := SeriesBatch(ts, idx) // indices of a permutation of [0, N): always valid
+		return b
+	})
+}
+
+// SeriesEvalBatches cuts a whole set into consecutive batches of at most size ≥ 1.
+func SeriesEvalBatches(ts *datasets.TimeSeries, size int) ([]*Batch, error) {
+	if ts == nil || size < 1 {
+		return nil, fmt.Errorf("%w: evaluation batches of size %d", ErrInvalid, size)
+	}
+	var out []*Batch
+	for start := 0; start < ts.N; start += size {
+		idx := make([]int, min(size, ts.N-start))
+		for i := range idx {
+			idx[i] = start + i
+		}
+		b, err := SeriesBatch(ts, idx)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
