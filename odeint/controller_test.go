@@ -112,3 +112,14 @@ func TestFixedStepCountOverflowIsMaxSteps(t *testing.T) {
 		assert.True(t, errors.Is(err, ErrMaxSteps), "step %g: %v", step, err)
 	}
 }
+
+// TestZeroFieldInFloat32AwayFromZero: a vanishing field in float32 on
+// [2, 3] used to start from the selection's 1e-6 fallback, below float32's
+// resolution at t = 2, and fail with a step size underflow.
+func TestZeroFieldInFloat32AwayFromZero(t *testing.T) {
+	f := field(func(_, y *Node) *Node { return ZerosLike(y) })
+	y0 := tensors.FromValue([][]float32{{1, -2}})
+	sol, err := Solve(testutil.Backend(), nil, f, []*tensors.Tensor{y0}, []float64{2, 3}, &Options{RTol: 1e-3, ATol: 1e-3})
+	require.NoError(t, err)
+	assert.Equal(t, []float32{1, -2}, tensors.MustCopyFlatData[float32](sol.Ys[1][0]))
+}

@@ -146,6 +146,10 @@ func (in *integration) adaptive(y []*tensors.Tensor) error {
 	if !finite(check) || !finite(hAbs) {
 		return &Error{Err: ErrNonFinite, T: t, Detail: "initial state or F(t0, y0)"}
 	}
+	// The selection's fallback for a vanishing F (1e-6, Hairer–Wanner) is
+	// below float32's resolution once |t| exceeds about 2: start from a step
+	// the time type can represent; the controller shrinks it if need be.
+	hAbs = math.Max(hAbs, 100*minStepSize(in.dt, t, tEnd))
 	exponent := 1 / float64(o.tableau.EmbeddedOrder+1)
 	nonFiniteRun, steps := 0, 0
 	for in.next < len(in.ts) {

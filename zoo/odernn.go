@@ -40,7 +40,7 @@ type ODERNNConfig struct {
 // series x_1..x_K with one label: h_0 = 0; for k = 1..K, h ← ODESolve(F, h,
 // [k−1, k]) then h ← GRU(x_k, h); logits = Linear(h_K); mean cross-entropy.
 // F = Linear(H,H)→Tanh→Linear(H,H)→Tanh→Linear(H,H)→Tanh→Linear(H,H) with
-// time as an input. The backward pass is one reverse sweep — the head's VJP,
+// time as an input, its last layer initialised to zero. The backward pass is one reverse sweep — the head's VJP,
 // then for k = K..1 the GRU's hand-written VJP and the adjoint over [k−1, k]
 // with the carried cotangent — keeping only the K+1 hidden states (O(1)
 // memory in solver steps). With statistics, the ODE field's Kronecker
@@ -129,12 +129,27 @@ func (m *ODERNN) Params() []*context.Variable { return m.params }
 // the optimizer under comparison; the GRU and head train with Adam).
 func (m *ODERNN) ODEParams() []*context.Variable { return m.odeParams }
 
+// zeroLastLayer creates the field's last layer with zero weights and bias
+// (once, in the inputs' dtype): F = 0 at initialisation, so the hidden
+// state does not drift over the K unit-length segments before training
+// (with He-initialised layers it grew to thousands over CharT's 187).
+func (m *ODERNN) zeroLastLayer(dt dtypes.DType) {
+	last := m.ctx.In("ode").In("l4")
+	if last.InspectVariable(last.Scope(), "weights") != nil {
+		return
+	}
+	h := m.cfg.Hidden
+	last.VariableWithValue("weights", zerosLike(dt, h+1, h))
+	last.VariableWithValue("biases", zerosVec(dt, h))
+}
+
 // steps cuts X [B, K, D] into K tensors [B, D].
 func (m *ODERNN) steps(b *Batch) ([]*tensors.Tensor, error) {
 	d := b.X.Shape().Dimensions
 	if len(d) != 3 || d[2] != m.cfg.Inputs || d[1] < 1 {
 		return nil, fmt.Errorf("%w: ODE-RNN inputs %s, want [batch, steps, %d]", ErrInvalid, b.X.Shape(), m.cfg.Inputs)
 	}
+	m.zeroLastLayer(b.X.DType())
 	bs, k, dd := d[0], d[1], d[2]
 	switch b.X.DType() {
 	case dtypes.Float32:

@@ -29,6 +29,11 @@ func odernnFixture(t *testing.T) (*ODERNN, *Batch) {
 	m, err := NewODERNN(testutil.Backend(), ctx, ODERNNConfig{Inputs: 5, Hidden: 4, Classes: 3, GridPoints: 6,
 		Solver: &odeint.Options{Method: odeint.RK4, Step: 0.01}})
 	require.NoError(t, err)
+	// A trained-looking last layer (the model starts it at zero, which would
+	// leave the earlier layers without gradient or statistics).
+	last := ctx.In("ode").In("l4")
+	last.VariableWithValue("weights", testutil.RandN(rng, 5, 4))
+	last.VariableWithValue("biases", testutil.RandN(rng, 4))
 	return m, &Batch{X: testutil.RandN(rng, 2, 3, 5), Labels: tensors.FromValue([]int32{2, 0}), Size: 2}
 }
 

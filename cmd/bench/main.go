@@ -70,7 +70,7 @@ type options struct {
 var knownOptimizers = []string{"adam", "sgd", "snopt"}
 
 // knownProblems are the problems the bench trains.
-var knownProblems = []string{"mnist", "circle"}
+var knownProblems = []string{"mnist", "circle", "spoad", "artwr", "chart"}
 
 // sweepBounds parses -sweep-range ("lo:hi"); without it every rate is in range.
 func (o options) sweepBounds() (lo, hi float64, err error) {
@@ -187,7 +187,7 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.Usage = usage(fs)
-	fs.StringVar(&o.Problem, "problem", "mnist", "problem: "+strings.Join(knownProblems, " or "))
+	fs.StringVar(&o.Problem, "problem", "mnist", "problem: "+strings.Join(knownProblems, ", ")+" (the last three: UEA time series, stand-ins unless -data)")
 	fs.StringVar(&o.Optimizers, "optimizers", "adam,sgd,snopt", "comma-separated optimizers to compare")
 	fs.DurationVar(&o.Budget, "budget", 0, "training wall-clock budget per optimizer (e.g. 10m)")
 	fs.IntVar(&o.Iters, "iters", 0, "iterations per optimizer (when no budget)")
@@ -212,7 +212,7 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 	fs.Float64Var(&o.T1Recovered, "t1-recovered", freehorizon.DefaultFloor, "Table 3: the t1 a run from a small start counts as recovered at")
 	fs.StringVar(&o.T1Curvature, "t1-curvature", freehorizon.SquaredMean.String(), "feedback policy's (dL/dt1)² in Q_TT: squared-mean or mean-square")
 	fs.Float64Var(&o.Tol, "tol", 0, "ODE solver rtol = atol (0: per problem)")
-	fs.StringVar(&o.Data, "data", "", "MNIST idx folder (default: the GoMNIST module's)")
+	fs.StringVar(&o.Data, "data", "", "MNIST idx folder (default: the GoMNIST module's), or the folder of <Name>_TRAIN.ts and <Name>_TEST.ts (default: stand-ins)")
 	fs.BoolVar(&o.Progress, "progress", true, "show a progress bar")
 	fs.BoolVar(&o.Resume, "resume", false, "resume each optimizer from its checkpoint in -out (same settings required)")
 	fs.StringVar(&o.SweepRange, "sweep-range", "", "sweep only learning rates in lo:hi")
@@ -230,6 +230,9 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 	if fs.NArg() > 0 {
 		return o, md, fmt.Errorf("unexpected argument %q (flags start with -; see -h)", fs.Arg(0))
 	}
+	if sp, ok := seriesProblems[o.Problem]; ok && !set["batch"] {
+		o.Batch = sp.batch // App. A.4's batch sizes
+	}
 	if md.table3 && !set["optimizers"] {
 		// Table 3 pairs the feedback policy with SNOpt, as the paper's
 		// "Ours" does; SNOpt's accuracy also moves far less between
@@ -246,7 +249,7 @@ func validate(o options, md mode, set map[string]bool) error {
 	}
 	finite := func(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 	if !slices.Contains(knownProblems, o.Problem) {
-		return bad("problem", o.Problem, strings.Join(knownProblems, " or "))
+		return bad("problem", o.Problem, "one of "+strings.Join(knownProblems, ", "))
 	}
 	names := optimizerList(o)
 	if len(names) == 0 {
@@ -316,11 +319,11 @@ func validate(o options, md mode, set map[string]bool) error {
 		return err
 	}
 	if o.Data != "" {
-		if o.Problem != "mnist" {
+		if o.Problem == "circle" {
 			return bad("data", o.Data, "no -data for "+o.Problem+" (it samples its data)")
 		}
 		if st, err := os.Stat(o.Data); err != nil || !st.IsDir() {
-			return bad("data", o.Data, "an existing folder with MNIST's idx files")
+			return bad("data", o.Data, "an existing folder with the problem's data files")
 		}
 	}
 	return nil

@@ -72,7 +72,7 @@ func TestCommandLineIsValidated(t *testing.T) {
 	var exit *exec.ExitError
 	require.ErrorAs(t, err, &exit)
 	assert.Equal(t, 2, exit.ExitCode())
-	assert.Contains(t, stderr.String(), "-problem nope: want mnist or circle")
+	assert.Contains(t, stderr.String(), "-problem nope: want one of mnist, circle, spoad, artwr, chart")
 }
 
 // TestHelpShowsExamplesAndHidesInternalFlags.

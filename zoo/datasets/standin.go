@@ -66,7 +66,9 @@ func StandIn(spec ArchiveSpec, seed uint64) (train, test *TimeSeries) {
 					for h, hm := range tmpl[c][d] {
 						v += amp * hm.a * math.Sin(2*math.Pi*float64(h+1)*tau+hm.phase)
 					}
-					ts.X = append(ts.X, v+0.6*r.NormFloat64())
+					// Four decimals keep the .ts text short (the archive's files
+					// carry a few digits too) and the round trip exact.
+					ts.X = append(ts.X, math.Round((v+0.6*r.NormFloat64())*1e4)/1e4)
 				}
 			}
 		}
