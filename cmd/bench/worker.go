@@ -74,11 +74,11 @@ func newOptimizer(name string, lr, wd float64, refresh int) (snoptx.Optimizer, e
 type problem struct {
 	// updater builds what applies the optimizer (nil: one Stepper over every parameter).
 	updater func(opt snoptx.Optimizer) (trainer.Updater, error)
-	model  zoo.Model
-	next   func() (*zoo.Batch, error)
-	stream trainer.Stateful  // the training stream's position, checkpointed
-	eval   trainer.Evaluator // periodic (subset)
-	final  trainer.Evaluator // the whole test set
+	model   zoo.Model
+	next    func() (*zoo.Batch, error)
+	stream  trainer.Stateful  // the training stream's position, checkpointed
+	eval    trainer.Evaluator // periodic (subset)
+	final   trainer.Evaluator // the whole test set
 }
 
 func newProblem(o options, b backends.Backend, ctx *context.Context) (*problem, error) {
