@@ -213,3 +213,31 @@ func TestKroneckerFactorsMatchBruteForce(t *testing.T) {
 		})
 	}
 }
+
+// TestPerCallGridOverridesTheBlocks: BackwardOptions.GridIntervals replaces
+// the block's grid for one call — the factors equal a block built with that
+// grid — and the next call without it uses the block's again.
+func TestPerCallGridOverridesTheBlocks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(53, 54))
+	f := mlpField(3, 4, true)
+	x0 := randn(rng, 3, 3)
+	ts := []float64{0, 0.7}
+	cot := [][]*tensors.Tensor{nil, {randn(rng, 3, 3)}}
+	run := func(blockIntervals, callIntervals int) *Stats {
+		b := newBlock(t, newCtx(17, 0.5), f, &Options{Forward: tolOpts(1e-10), GridIntervals: blockIntervals})
+		tr, err := b.Forward([]*tensors.Tensor{x0}, ts)
+		require.NoError(t, err)
+		var st Stats
+		_, err = b.Backward(tr, cot, &BackwardOptions{Stats: &st, GridIntervals: callIntervals})
+		require.NoError(t, err)
+		return &st
+	}
+	over, native := run(10, 3), run(3, 0)
+	assert.Equal(t, 4, over.Samples)
+	require.Len(t, over.Layers, len(native.Layers))
+	for l := range over.Layers {
+		assert.LessOrEqual(t, relErr(vals(t, over.Layers[l].A), vals(t, native.Layers[l].A)), 1e-12)
+		assert.LessOrEqual(t, relErr(vals(t, over.Layers[l].B), vals(t, native.Layers[l].B)), 1e-12)
+	}
+	assert.Equal(t, 11, run(10, 0).Samples)
+}
