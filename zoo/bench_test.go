@@ -6,6 +6,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"github.com/snopt-go/snopt/internal/testutil"
+	"github.com/snopt-go/snopt/zoo/datasets"
 )
 
 // BenchmarkClassifierStep: one training step (forward, adjoint backward,
@@ -33,4 +34,39 @@ func BenchmarkClassifierStep(b *testing.B) {
 		nfe += res.NFEForward + res.NFEBackward
 	}
 	b.ReportMetric(float64(nfe)/float64(b.N), "NFE")
+}
+
+// BenchmarkODERNNStep is one training step of the ODE-RNN on a CharT-shaped
+// stand-in cut to 20 steps (batch 512, H 32, D 7).
+func BenchmarkODERNNStep(b *testing.B) {
+	spec := datasets.ArchiveSpec{Name: "CharacterTrajectories", Channels: 3, Classes: 20, Length: 20, Train: 512, Test: 1}
+	train, _ := datasets.StandIn(spec, 1)
+	if _, _, err := train.Standardize(); err != nil {
+		b.Fatal(err)
+	}
+	m, err := NewODERNN(testutil.Backend(), context.New(), ODERNNConfig{Inputs: SeriesInputs(3), Hidden: 32, Classes: 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	idx := make([]int, 512)
+	for i := range idx {
+		idx[i] = i
+	}
+	batch, err := SeriesBatch(train, idx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := m.Step(batch, false); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	nfe := 0
+	for range b.N {
+		res, err := m.Step(batch, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		nfe += res.NFEForward + res.NFEBackward
+	}
+	b.ReportMetric(float64(nfe)/float64(b.N), "nfe/op")
 }
