@@ -1,7 +1,6 @@
 package zoo
 
 import (
-	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -46,22 +45,8 @@ func TestHybridGradientsMatchFiniteDifferences(t *testing.T) {
 			}
 		}
 		require.NotNil(t, v, name)
-		grad := tensors.MustCopyFlatData[float64](res.Grads[name])
-		orig := tensors.MustCopyFlatData[float64](v.MustValue())
-		for _, i := range []int{0, len(orig) / 2, len(orig) - 1} {
-			const h = 1e-5
-			at := func(d float64) float64 {
-				vals := append([]float64{}, orig...)
-				vals[i] += d
-				require.NoError(t, v.SetValue(tensors.FromFlatDataAndDimensions(vals, v.Shape().Dimensions...)))
-				l, _, err := m.Evaluate(b)
-				require.NoError(t, err)
-				return l
-			}
-			fd := (at(h) - at(-h)) / (2 * h)
-			require.NoError(t, v.SetValue(tensors.FromFlatDataAndDimensions(orig, v.Shape().Dimensions...)))
-			assert.InDelta(t, fd, grad[i], 1e-6*math.Max(1, math.Abs(fd)), "%s[%d]", name, i)
-		}
+		n := v.Shape().Size()
+		assertGradientMatchesFD(t, m, b, v, res.Grads[name], []int{0, n / 2, n - 1}, 1e-6)
 	}
 }
 
@@ -92,15 +77,7 @@ func TestHybridTrainsWithOneSNOpt(t *testing.T) {
 	next := func() (*Batch, error) { return batches.Next(), nil }
 	res, err := trainer.Run(m, st, next, nil, trainer.Config{Iterations: 12})
 	require.NoError(t, err)
-	head, tail := 0.0, 0.0
-	for i, r := range res.Records {
-		if i < 3 {
-			head += r.Loss / 3
-		}
-		if i >= len(res.Records)-3 {
-			tail += r.Loss / 3
-		}
-	}
+	head, tail := lossFalls(res.Records, 3)
 	t.Logf("loss %.4f → %.4f", head, tail)
 	assert.Less(t, tail, head)
 }

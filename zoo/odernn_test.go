@@ -1,7 +1,6 @@
 package zoo
 
 import (
-	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -47,23 +46,7 @@ func TestODERNNGradientsMatchFiniteDifferences(t *testing.T) {
 	require.Len(t, m.ODEParams(), 8, "4 Linear layers with biases")
 	require.Len(t, m.Params(), 14, "+ the GRU's 4 and the head's 2")
 	for _, v := range m.Params() {
-		name := v.ScopeAndName()
-		grad := tensors.MustCopyFlatData[float64](res.Grads[name])
-		orig := tensors.MustCopyFlatData[float64](v.MustValue())
-		for _, i := range []int{0, len(orig) - 1} {
-			const h = 1e-5
-			at := func(d float64) float64 {
-				vals := append([]float64{}, orig...)
-				vals[i] += d
-				require.NoError(t, v.SetValue(tensors.FromFlatDataAndDimensions(vals, v.Shape().Dimensions...)))
-				l, _, err := m.Evaluate(b)
-				require.NoError(t, err)
-				return l
-			}
-			fd := (at(h) - at(-h)) / (2 * h)
-			require.NoError(t, v.SetValue(tensors.FromFlatDataAndDimensions(orig, v.Shape().Dimensions...)))
-			assert.InDelta(t, fd, grad[i], 1e-7*math.Max(1, math.Abs(fd)), "%s[%d]", name, i)
-		}
+		assertGradientMatchesFD(t, m, b, v, res.Grads[v.ScopeAndName()], []int{0, v.Shape().Size() - 1}, 1e-7)
 	}
 }
 
@@ -174,15 +157,7 @@ func TestODERNNTrainsWithEachOptimizer(t *testing.T) {
 		next := func() (*Batch, error) { return batches.Next(), nil }
 		res, err := trainer.Run(m, group, next, nil, trainer.Config{Iterations: 16})
 		require.NoError(t, err)
-		head, tail := 0.0, 0.0
-		for i, r := range res.Records {
-			if i < 4 {
-				head += r.Loss / 4
-			}
-			if i >= len(res.Records)-4 {
-				tail += r.Loss / 4
-			}
-		}
+		head, tail := lossFalls(res.Records, 4)
 		t.Logf("%s: loss %.4f → %.4f", name, head, tail)
 		assert.Less(t, tail, head, name)
 	}
