@@ -6,8 +6,10 @@ import (
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 
 	"github.com/snopt-go/snopt/adjointx"
+	"github.com/snopt-go/snopt/internal/hostval"
 )
 
 // Group applies several steppers to one model, each to its own parameters —
@@ -97,4 +99,34 @@ func (g *Group) Step(grads map[string]*tensors.Tensor, stats []adjointx.LayerFac
 		}
 	}
 	return nil
+}
+
+// ScaleLearningRates multiplies every GoMLX learning-rate variable in ctx
+// (each stepper scope's, see Stepper.Scope) by factor — a step of a
+// learning-rate decay (App. A.4 decays the baselines' rates on the
+// time-series problems). The variables exist once each optimizer has made
+// its first update; it returns how many it scaled.
+func ScaleLearningRates(ctx *context.Context, factor float64) (int, error) {
+	if !(factor > 0) || !finite(factor) {
+		return 0, invalidf("learning-rate factor %g (want finite > 0)", factor)
+	}
+	n := 0
+	for v := range ctx.IterVariables() {
+		if v.Name() != optimizers.ParamLearningRate || !strings.HasSuffix(v.Scope(), context.ScopeSeparator+optimizers.Scope) {
+			continue
+		}
+		val, err := v.Value()
+		if err != nil {
+			return n, err
+		}
+		lr, err := hostval.Float64s(val)
+		if err != nil || len(lr) != 1 {
+			return n, invalidf("learning rate %s is not a float scalar", v.ScopeAndName())
+		}
+		if err := v.SetValue(toTensor([]float64{lr[0] * factor}, val.DType())); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }

@@ -82,3 +82,35 @@ func denseStep(t *testing.T, a, b *mat.SymDense, g []float64, eps float64) []flo
 	require.NoError(t, x.SolveVec(&kron, mat.NewVecDense(n, append([]float64{}, g...))))
 	return x.RawVector().Data
 }
+
+// TestScaleLearningRates: halving every learning-rate variable halves the
+// next SGD step exactly and Adam's (≈ lr·sign(g) with a constant
+// gradient) to within Adam's ε; a bad factor is ErrInvalid.
+func TestScaleLearningRates(t *testing.T) {
+	ctx := context.New()
+	wa := ctx.In("a").VariableWithValue("w", []float64{1, 2})
+	wb := ctx.In("b").VariableWithValue("w", []float64{3, 4})
+	adam, err := Adam(0.01, 0)
+	require.NoError(t, err)
+	sgd, err := SGD().LearningRate(0.1).Momentum(0).Done()
+	require.NoError(t, err)
+	sa, err := NewStepper(testutil.Backend(), ctx, adam, []*context.Variable{wa})
+	require.NoError(t, err)
+	sb, err := NewStepper(testutil.Backend(), ctx, sgd, []*context.Variable{wb})
+	require.NoError(t, err)
+	g, err := NewGroup(sa.Scope("gru"), sb.Scope("ode"))
+	require.NoError(t, err)
+	grads := map[string]*tensors.Tensor{wa.ScopeAndName(): tensors.FromValue([]float64{1, -1}),
+		wb.ScopeAndName(): tensors.FromValue([]float64{1, -1})}
+	require.NoError(t, g.Step(grads, nil, 1))
+	a1, b1 := values(t, wa), values(t, wb)
+	n, err := ScaleLearningRates(ctx, 0.5)
+	require.NoError(t, err)
+	assert.Equal(t, 2, n, "one learning rate per stepper scope")
+	require.NoError(t, g.Step(grads, nil, 1))
+	a2, b2 := values(t, wa), values(t, wb)
+	assert.InDeltaSlice(t, []float64{b1[0] - 0.05, b1[1] + 0.05}, b2, 1e-12)
+	assert.InDeltaSlice(t, []float64{a1[0] - 0.005, a1[1] + 0.005}, a2, 1e-6)
+	_, err = ScaleLearningRates(ctx, math.NaN())
+	assert.ErrorIs(t, err, ErrInvalid)
+}

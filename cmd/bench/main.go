@@ -42,6 +42,9 @@ type options struct {
 	EvalSize   int           `json:"eval_size"`
 	EvalEvery  int           `json:"eval_every"`
 	Out        string        `json:"out"`
+	// LRDecay multiplies every learning rate every LRDecayEvery iterations.
+	LRDecay      float64 `json:"lr_decay"`
+	LRDecayEvery int     `json:"lr_decay_every"`
 	// CheckpointEvery is the checkpoint interval in iterations.
 	CheckpointEvery int     `json:"checkpoint_every"`
 	Seed            uint64  `json:"seed"`
@@ -201,6 +204,8 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 	fs.Uint64Var(&o.Seed, "seed", 1, "random seed")
 	fs.Var(o.LR, "lr", "learning rates, e.g. adam=1e-3,sgd=0.1,snopt=0.01 (defaults per problem)")
 	fs.Float64Var(&o.WD, "wd", 0, "weight decay for every optimizer")
+	fs.Float64Var(&o.LRDecay, "lr-decay", 1, "multiply every learning rate by this every -lr-decay-every iterations")
+	fs.IntVar(&o.LRDecayEvery, "lr-decay-every", 0, "learning-rate decay period in iterations (0: no decay)")
 	fs.IntVar(&o.RefreshK, "refresh", 100, "SNOpt: refresh the eigenbases every K iterations")
 	fs.Float64Var(&o.T1, "t1", 1, "integration end time of the image model (> 0)")
 	fs.StringVar(&o.T1Policy, "t1-policy", "fixed", "end time t1: fixed, baseline (first order) or feedback (eq. 16)")
@@ -289,6 +294,9 @@ func validate(o options, md mode, set map[string]bool) error {
 		{o.Out != "", "out", `""`, "a folder"},
 		{finite(o.WD) && o.WD >= 0, "wd", o.WD, "a finite number ≥ 0"},
 		{o.RefreshK >= 1, "refresh", o.RefreshK, "≥ 1"},
+		{o.LRDecay > 0 && o.LRDecay <= 1, "lr-decay", o.LRDecay, "0 < factor ≤ 1"},
+		{o.LRDecayEvery >= 0, "lr-decay-every", o.LRDecayEvery, "≥ 0"},
+		{o.LRDecay == 1 || o.LRDecayEvery > 0, "lr-decay-every", o.LRDecayEvery, "> 0 with -lr-decay"},
 		{finite(o.T1) && o.T1 > 0, "t1", o.T1, "a finite number > 0"},
 		{o.Problem == "mnist" || !set["t1"], "t1", o.T1, "no -t1 for " + o.Problem + " (only mnist has an adjustable end time)"},
 		{slices.Contains([]string{"fixed", "baseline", "feedback"}, o.T1Policy), "t1-policy", o.T1Policy, "fixed, baseline or feedback"},
@@ -387,7 +395,8 @@ func spawn(o options, optimizer string, lr float64, tag string) (*workerResult, 
 		"-width", fmt.Sprint(o.Width), "-train-size", fmt.Sprint(o.TrainSize), "-eval-size", fmt.Sprint(o.EvalSize),
 		"-eval-every", fmt.Sprint(o.EvalEvery), "-checkpoint-every", fmt.Sprint(o.CheckpointEvery), "-out", o.Out,
 		"-seed", fmt.Sprint(o.Seed), "-lr", fmt.Sprintf("%s=%v", optimizer, lr), "-wd", fmt.Sprint(o.WD),
-		"-refresh", fmt.Sprint(o.RefreshK), "-t1-policy", o.T1Policy, "-t1-lr", fmt.Sprint(o.T1LR),
+		"-refresh", fmt.Sprint(o.RefreshK), "-lr-decay", fmt.Sprint(o.LRDecay), "-lr-decay-every", fmt.Sprint(o.LRDecayEvery),
+		"-t1-policy", o.T1Policy, "-t1-lr", fmt.Sprint(o.T1LR),
 		"-t1-reg", fmt.Sprint(o.T1Reg), "-t1-every", fmt.Sprint(o.T1Every), "-t1-warmup", fmt.Sprint(o.T1Warmup),
 		"-t1-decay", fmt.Sprint(o.T1Decay), "-t1-curvature", o.T1Curvature, "-tol", fmt.Sprint(o.Tol),
 		"-sweep-range", o.SweepRange, "-final-size", fmt.Sprint(o.FinalSize),

@@ -60,6 +60,8 @@ func TestCommandLineIsValidated(t *testing.T) {
 		{[]string{"-problem", "circle", "-t1-policy", "feedback", "-iters", "1"}, "-t1-policy feedback"},
 		{[]string{"-iters", "1", "extra"}, `unexpected argument "extra"`},
 		{[]string{"-iters", "1", "-data", "/no/such/dir"}, "-data /no/such/dir"},
+		{[]string{"-iters", "1", "-lr-decay", "0.5"}, "-lr-decay-every 0: want > 0 with -lr-decay"},
+		{[]string{"-iters", "1", "-lr-decay", "1.5", "-lr-decay-every", "3"}, "-lr-decay 1.5"},
 	} {
 		_, _, err := parseArgs(c.args, &bytes.Buffer{})
 		require.Error(t, err, "%v", c.args)

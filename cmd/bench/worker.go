@@ -221,6 +221,9 @@ func runWorker(o options, md mode) error {
 	if err != nil {
 		return err
 	}
+	if o.LRDecayEvery > 0 {
+		hook = withLRDecay(hook, ctx, o.LRDecay, o.LRDecayEvery)
+	}
 	state := map[string]trainer.Stateful{"data": p.stream}
 	if policy != nil {
 		state["t1"] = policy
@@ -296,8 +299,25 @@ func (o options) settings(optimizer string, lr float64) map[string]string {
 		"eval-size": fmt.Sprint(o.EvalSize), "eval-every": fmt.Sprint(o.EvalEvery), "seed": fmt.Sprint(o.Seed),
 		"refresh": fmt.Sprint(o.RefreshK), "t1": fmt.Sprint(o.T1), "t1-policy": o.T1Policy, "t1-lr": fmt.Sprint(o.T1LR),
 		"t1-reg": fmt.Sprint(o.T1Reg), "t1-every": fmt.Sprint(o.T1Every), "t1-warmup": fmt.Sprint(o.T1Warmup),
-		"t1-decay": fmt.Sprint(o.T1Decay), "t1-curvature": o.T1Curvature, "tol": fmt.Sprint(o.Tol), "data": o.Data,
+		"t1-decay": fmt.Sprint(o.T1Decay), "lr-decay": fmt.Sprint(o.LRDecay), "lr-decay-every": fmt.Sprint(o.LRDecayEvery), "t1-curvature": o.T1Curvature, "tol": fmt.Sprint(o.Tol), "data": o.Data,
 		"backend": os.Getenv(backend.EnvVar),
+	}
+}
+
+// withLRDecay runs hook (if any), then every `every` iterations multiplies
+// every learning rate of the context by factor.
+func withLRDecay(hook func(int, *zoo.StepResult) error, ctx *context.Context, factor float64, every int) func(int, *zoo.StepResult) error {
+	return func(iter int, res *zoo.StepResult) error {
+		if hook != nil {
+			if err := hook(iter, res); err != nil {
+				return err
+			}
+		}
+		if iter%every != 0 {
+			return nil
+		}
+		_, err := snoptx.ScaleLearningRates(ctx, factor)
+		return err
 	}
 }
 
