@@ -27,7 +27,9 @@ func TestLRDecayHook(t *testing.T) {
 	require.NoError(t, st.Step(map[string]*tensors.Tensor{w.ScopeAndName(): tensors.FromValue([]float64{1})}, nil, 1))
 	calls := 0
 	hook := withLRDecay(func(int, *zoo.StepResult) error { calls++; return nil }, ctx, 0.5, 2)
-	lr := func() float64 { return tensors.ToScalar[float64](optimizers.LearningRateVar(ctx, dtypes.Float64, 0).MustValue()) }
+	lr := func() float64 {
+		return tensors.ToScalar[float64](optimizers.LearningRateVar(ctx, dtypes.Float64, 0).MustValue())
+	}
 	var got []float64
 	for iter := 1; iter <= 5; iter++ {
 		require.NoError(t, hook(iter, nil))
