@@ -87,6 +87,7 @@ type DivergedError struct {
 	Cause     string
 }
 
+// Error names the run, the iteration and the cause.
 func (e *DivergedError) Error() string {
 	return fmt.Sprintf("%v: %s diverged at iteration %d: %s; the last checkpoint is kept", ErrNonFiniteLoss, e.Label, e.Iteration, e.Cause)
 }
