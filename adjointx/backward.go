@@ -44,6 +44,10 @@ type BackwardOptions struct {
 	// Stats, when set, receives the Kronecker factors sampled on the time grid
 	// (Alg. 1 lines 5–8), added to what it already holds.
 	Stats *Stats
+	// FirstStep, when > 0, is the backward solve's first step (see
+	// odeint.Solver.SolveFrom): a model that calls Backward once per
+	// segment passes the previous call's Gradients.Solve.NextStep.
+	FirstStep float64
 	// GridIntervals, when > 0, replaces the block's Options.GridIntervals for
 	// this call: a model that calls Backward once per segment (an ODE-RNN)
 	// spreads about the paper's 100 grid points over all its segments.
@@ -169,6 +173,7 @@ func (b *Block) Backward(tr *Trajectory, cot [][]*tensors.Tensor, opts *Backward
 			return nil, err
 		}
 	}
+	first := opts.FirstStep
 	for k := last; k >= 1; k-- {
 		copy(aug[:n], tr.Xs[k])
 		if err := b.jump(aug, p.aIdx, cot[k]); err != nil {
@@ -181,11 +186,12 @@ func (b *Block) Backward(tr *Trajectory, cot [][]*tensors.Tensor, opts *Backward
 		}
 		ts, weights := segmentTimes(tr.Ts, k, pts)
 		run.weights = weights
-		sol, err := p.solver.Solve(aug, ts)
+		sol, err := p.solver.SolveFrom(aug, ts, first)
 		if err != nil {
 			return nil, err
 		}
 		addStats(&g.Solve, sol.Stats)
+		first = sol.Stats.NextStep
 		aug = sol.Final()
 	}
 	// a(t0) before the direct term of x(t0) gives dL/dt0.
@@ -314,6 +320,7 @@ func addStats(dst *odeint.Stats, s odeint.Stats) {
 	dst.Rejected += s.Rejected
 	dst.ExecTime += s.ExecTime
 	dst.Wall += s.Wall
+	dst.NextStep = s.NextStep // the latest solve's
 }
 
 // checkTuple checks that c (nil allowed when optional) matches the state's shapes.

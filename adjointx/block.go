@@ -123,7 +123,14 @@ func (tr *Trajectory) Final() []*tensors.Tensor { return tr.Xs[len(tr.Xs)-1] }
 // (several observation times for time-series models). Only these states are
 // kept: memory is O(len(ts)), independent of the number of solver steps.
 func (b *Block) Forward(x0 []*tensors.Tensor, ts []float64) (*Trajectory, error) {
-	sol, err := b.fwd.Solve(x0, ts)
+	return b.ForwardFrom(x0, ts, 0)
+}
+
+// ForwardFrom is Forward with the solve's first step given (> 0; see
+// odeint.Solver.SolveFrom): a model that integrates one segment after
+// another passes the previous trajectory's Stats.NextStep.
+func (b *Block) ForwardFrom(x0 []*tensors.Tensor, ts []float64, firstStep float64) (*Trajectory, error) {
+	sol, err := b.fwd.SolveFrom(x0, ts, firstStep)
 	if err != nil {
 		return nil, err
 	}

@@ -241,3 +241,27 @@ func TestPerCallGridOverridesTheBlocks(t *testing.T) {
 	}
 	assert.Equal(t, 11, run(10, 0).Samples)
 }
+
+// TestBackwardFirstStepKeepsGradients: a backward pass started from a given
+// first step (a carried one) returns the same gradients, to the solver's
+// tolerance, as one with the automatic selection; a negative one is an error.
+func TestBackwardFirstStepKeepsGradients(t *testing.T) {
+	rng := rand.New(rand.NewPCG(55, 56))
+	b := newBlock(t, newCtx(17, 0.5), mlpField(3, 4, true), &Options{Forward: tolOpts(1e-10)})
+	x0 := randn(rng, 3, 3)
+	tr, err := b.ForwardFrom([]*tensors.Tensor{x0}, []float64{0, 0.7}, 0.05)
+	require.NoError(t, err)
+	require.Positive(t, tr.Stats.NextStep)
+	cot := [][]*tensors.Tensor{nil, {randn(rng, 3, 3)}}
+	auto, err := b.Backward(tr, cot, nil)
+	require.NoError(t, err)
+	carried, err := b.Backward(tr, cot, &BackwardOptions{FirstStep: tr.Stats.NextStep})
+	require.NoError(t, err)
+	t.Logf("backward NFE: automatic first step %d, carried %d", auto.Solve.NFE, carried.Solve.NFE)
+	assert.LessOrEqual(t, relErr(vals(t, carried.X0[0]), vals(t, auto.X0[0])), 1e-7)
+	for name, g := range auto.Params {
+		assert.LessOrEqual(t, relErr(vals(t, carried.Params[name]), vals(t, g)), 1e-7, name)
+	}
+	_, err = b.Backward(tr, cot, &BackwardOptions{FirstStep: -1})
+	assert.Error(t, err)
+}

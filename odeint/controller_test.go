@@ -123,3 +123,35 @@ func TestZeroFieldInFloat32AwayFromZero(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []float32{1, -2}, tensors.MustCopyFlatData[float32](sol.Ys[1][0]))
 }
+
+// TestSolveFromCarriesTheStepSize: a solve on [1, 2] started from the
+// step the solve on [0, 1] ended with needs fewer evaluations than a fresh
+// one (no selection, no regrowth) and is as accurate; bad first steps are
+// ErrInvalidOptions; fixed-grid methods ignore it.
+func TestSolveFromCarriesTheStepSize(t *testing.T) {
+	f := field(func(_, y *Node) *Node { return Neg(y) })
+	s, err := NewSolver(testutil.Backend(), nil, f, &Options{RTol: 1e-8, ATol: 1e-10})
+	require.NoError(t, err)
+	y0 := []*tensors.Tensor{tensors.FromValue([]float64{1})}
+	first, err := s.Solve(y0, []float64{0, 1})
+	require.NoError(t, err)
+	require.Positive(t, first.Stats.NextStep)
+	carried, err := s.SolveFrom(first.Final(), []float64{1, 2}, first.Stats.NextStep)
+	require.NoError(t, err)
+	fresh, err := s.Solve(first.Final(), []float64{1, 2})
+	require.NoError(t, err)
+	t.Logf("NFE on [1, 2]: carried %d, fresh %d", carried.Stats.NFE, fresh.Stats.NFE)
+	assert.Less(t, carried.Stats.NFE, fresh.Stats.NFE)
+	assert.InDelta(t, math.Exp(-2), flat64(t, carried.Final()[0])[0], 1e-7)
+	for _, bad := range []float64{-1, math.NaN(), math.Inf(1)} {
+		_, err := s.SolveFrom(y0, []float64{0, 1}, bad)
+		assert.ErrorIs(t, err, ErrInvalidOptions, "%g", bad)
+	}
+	rk, err := NewSolver(testutil.Backend(), nil, f, &Options{Method: RK4, Step: 0.1})
+	require.NoError(t, err)
+	a, err := rk.SolveFrom(y0, []float64{0, 1}, 0.37)
+	require.NoError(t, err)
+	b, err := rk.Solve(y0, []float64{0, 1})
+	require.NoError(t, err)
+	assert.Equal(t, flat64(t, b.Final()[0]), flat64(t, a.Final()[0]))
+}

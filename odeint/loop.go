@@ -23,11 +23,26 @@ type integration struct {
 	kept  map[*tensors.Tensor]bool // tensors stored in sol.Ys
 	user  map[*tensors.Tensor]bool // the caller's y0: never freed here
 	stats *Stats
+	// firstStep overrides the first adaptive step (SolveFrom); 0: none.
+	firstStep float64
 }
 
 // Solve integrates from y(ts[0]) = y0 and returns the state at every time of
 // ts. See the package documentation for the options and the errors.
 func (s *Solver) Solve(y0 []*tensors.Tensor, ts []float64) (sol *Solution, err error) {
+	return s.SolveFrom(y0, ts, 0)
+}
+
+// SolveFrom is Solve with firstStep (> 0) as the first adaptive step in
+// place of Options.FirstStep or the automatic selection — typically the
+// previous solve's Stats.NextStep when a model integrates one interval
+// after another (an ODE-RNN's segments), which saves the selection's two
+// evaluations and the steps it would take to grow back. 0 means Solve's
+// choice; fixed-grid methods ignore it.
+func (s *Solver) SolveFrom(y0 []*tensors.Tensor, ts []float64, firstStep float64) (sol *Solution, err error) {
+	if firstStep < 0 || math.IsNaN(firstStep) || math.IsInf(firstStep, 0) {
+		return nil, invalidf(0, "first step %g, want a finite value ≥ 0", firstStep)
+	}
 	start := time.Now()
 	dt, err := s.setup(y0, ts)
 	if err != nil {
@@ -35,7 +50,7 @@ func (s *Solver) Solve(y0 []*tensors.Tensor, ts []float64) (sol *Solution, err e
 	}
 	s.execs()
 	sol = &Solution{Ts: ts}
-	in := &integration{s: s, dt: dt, ts: ts, dir: math.Copysign(1, ts[1]-ts[0]), n: len(y0), sol: sol,
+	in := &integration{s: s, dt: dt, ts: ts, dir: math.Copysign(1, ts[1]-ts[0]), n: len(y0), sol: sol, firstStep: firstStep,
 		kept: map[*tensors.Tensor]bool{}, user: map[*tensors.Tensor]bool{}, stats: &sol.Stats}
 	for _, y := range y0 {
 		in.user[y] = true
@@ -123,7 +138,10 @@ func (in *integration) adaptive(y []*tensors.Tensor) error {
 	tol := [2]*tensors.Tensor{scalar(in.dt, o.RTol), scalar(in.dt, o.ATol)}
 	var f []*tensors.Tensor
 	var hAbs, check float64
-	if o.FirstStep > 0 {
+	if first := max(in.firstStep, 0); first > 0 || o.FirstStep > 0 {
+		if first == 0 {
+			first = o.FirstStep
+		}
 		out, err := s.exec(in.stats, t, 0, func() ([]*tensors.Tensor, error) {
 			return s.evalExec.Exec(append([]any{scalar(in.dt, t)}, argsOf(y)...)...)
 		})
@@ -131,7 +149,7 @@ func (in *integration) adaptive(y []*tensors.Tensor) error {
 			return err
 		}
 		in.stats.NFE++
-		f, check, hAbs = out[:n], checkValue(out[n]), o.FirstStep
+		f, check, hAbs = out[:n], checkValue(out[n]), first
 	} else {
 		out, err := s.exec(in.stats, t, 0, func() ([]*tensors.Tensor, error) {
 			return s.firstExec.Exec(append([]any{scalar(in.dt, t), scalar(in.dt, dir), tol[0], tol[1]}, argsOf(y)...)...)
@@ -212,6 +230,7 @@ func (in *integration) adaptive(y []*tensors.Tensor) error {
 		release(ymid)
 		y, f, t = y1, f1, tNew
 		hAbs = nextStepSize(hAbs, ratio, exponent)
+		in.stats.NextStep = hAbs
 	}
 	return nil
 }

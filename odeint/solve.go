@@ -22,6 +22,10 @@ type Stats struct {
 	// ExecTime is the time spent inside compiled executions (including the
 	// first call's compilation); Wall is the whole solve.
 	ExecTime, Wall time.Duration
+	// NextStep is the step size the controller proposed after the last
+	// accepted step (adaptive methods; 0 otherwise): a good first step for a
+	// following solve of the same problem on an adjacent interval (SolveFrom).
+	NextStep float64
 }
 
 // Solution holds the state at every requested output time.

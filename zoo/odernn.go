@@ -178,13 +178,14 @@ func (m *ODERNN) forward(xs []*tensors.Tensor, batch int, dt dtypes.DType) ([]*a
 	h := zerosLike(dt, batch, m.cfg.Hidden)
 	trs := make([]*adjointx.Trajectory, len(xs))
 	hats := make([]*tensors.Tensor, len(xs))
-	nfe := 0
+	nfe, step := 0, 0.0
 	for k, x := range xs {
-		tr, err := m.block.Forward([]*tensors.Tensor{h}, []float64{float64(k), float64(k + 1)})
+		// Each segment starts from the step the previous one ended with.
+		tr, err := m.block.ForwardFrom([]*tensors.Tensor{h}, []float64{float64(k), float64(k + 1)}, step)
 		if err != nil {
 			return nil, nil, nil, 0, fmt.Errorf("zoo: ODE-RNN segment %d: %w", k+1, err)
 		}
-		nfe += tr.Stats.NFE
+		nfe, step = nfe+tr.Stats.NFE, tr.Stats.NextStep
 		trs[k], hats[k] = tr, tr.Final()[0]
 		if h, err = m.gruFwd.Exec1(x, hats[k]); err != nil {
 			return nil, nil, nil, 0, fmt.Errorf("zoo: ODE-RNN GRU %d: %w", k+1, err)
@@ -239,6 +240,7 @@ func (m *ODERNN) Step(b *Batch, stats bool) (*StepResult, error) {
 	odeGrads := map[string][]float64{}
 	shapes := map[string][]int{}
 	intervals := m.gridIntervals(len(xs))
+	step := 0.0
 	for k := len(xs) - 1; k >= 0; k-- {
 		gout, err := m.gruBwd.Exec(xs[k], hats[k], dh, acc[0], acc[1], acc[2], acc[3])
 		if err != nil {
@@ -246,12 +248,12 @@ func (m *ODERNN) Step(b *Batch, stats bool) (*StepResult, error) {
 		}
 		acc = gout[1:]
 		g, err := m.block.Backward(trs[k], [][]*tensors.Tensor{nil, {gout[0]}},
-			&adjointx.BackwardOptions{Stats: odeStats, GridIntervals: intervals})
+			&adjointx.BackwardOptions{Stats: odeStats, GridIntervals: intervals, FirstStep: step})
 		if err != nil {
 			return nil, fmt.Errorf("zoo: ODE-RNN segment %d backward: %w", k+1, err)
 		}
 		res.NFEBackward += g.Solve.NFE
-		dh = g.X0[0]
+		dh, step = g.X0[0], g.Solve.NextStep
 		for name, t := range g.Params {
 			vals, err := hostval.Float64s(t)
 			if err != nil {
