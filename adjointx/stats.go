@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX graph code reads best unqualified.
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"github.com/snopt-go/snopt/field"
+	"github.com/snopt-go/snopt/internal/hostval"
 )
 
 // LayerFactors are one layer's accumulated Kronecker factors (eq. 13):
@@ -133,27 +135,82 @@ func (p *plan) accumulate(st *Stats, t, w, scale float64, aug []*tensors.Tensor)
 			args = append(args, aug[p.qIdx(i, j)])
 		}
 	}
-	for _, l := range st.Layers {
-		args = append(args, l.A, l.B)
+	// Accumulate by layer name (several blocks may share one Stats): in the
+	// graph when st already holds every layer of this block, else add into
+	// (or append to) st's entries on the host.
+	idx := make([]int, len(p.stats.layers))
+	inGraph := len(p.stats.layers) > 0
+	for i, l := range p.stats.layers {
+		idx[i] = st.index(l.Weights)
+		inGraph = inGraph && idx[i] >= 0
+	}
+	if inGraph {
+		for _, j := range idx {
+			args = append(args, st.Layers[j].A, st.Layers[j].B)
+		}
 	}
 	out, err := p.stats.exec.Exec(args...)
 	if err != nil {
 		return fmt.Errorf("adjointx: statistics at t=%g: %w", t, err)
 	}
-	if len(st.Layers) == 0 {
-		st.Layers = make([]LayerFactors, len(p.stats.layers))
-		for i, l := range p.stats.layers {
-			st.Layers[i] = LayerFactors{Layer: l.Layer, Weights: l.Weights, Bias: l.Bias, Locations: l.Locations}
+	if inGraph {
+		for i, j := range idx {
+			_ = st.Layers[j].A.FinalizeAll()
+			_ = st.Layers[j].B.FinalizeAll()
+			st.Layers[j].A, st.Layers[j].B = out[2*i], out[2*i+1]
 		}
 	} else {
-		for _, l := range st.Layers {
-			_ = l.A.FinalizeAll()
-			_ = l.B.FinalizeAll()
+		for i, l := range p.stats.layers {
+			j := st.index(l.Weights)
+			if j < 0 {
+				st.Layers = append(st.Layers, LayerFactors{Layer: l.Layer, Weights: l.Weights, Bias: l.Bias,
+					Locations: l.Locations, A: out[2*i], B: out[2*i+1]})
+				continue
+			}
+			if st.Layers[j].A, err = addTensors(st.Layers[j].A, out[2*i]); err != nil {
+				return err
+			}
+			if st.Layers[j].B, err = addTensors(st.Layers[j].B, out[2*i+1]); err != nil {
+				return err
+			}
 		}
-	}
-	for i := range st.Layers {
-		st.Layers[i].A, st.Layers[i].B = out[2*i], out[2*i+1]
 	}
 	st.Samples++
 	return nil
+}
+
+// index returns the position of the layer with the given weights, or -1.
+func (s *Stats) index(weights string) int {
+	for i, l := range s.Layers {
+		if l.Weights == weights {
+			return i
+		}
+	}
+	return -1
+}
+
+// addTensors returns a + b (same shape, float32 or float64) computed on the host.
+func addTensors(a, b *tensors.Tensor) (*tensors.Tensor, error) {
+	if !a.Shape().Equal(b.Shape()) {
+		return nil, fmt.Errorf("%w: statistics of one layer with shapes %s and %s", ErrInvalidInput, a.Shape(), b.Shape())
+	}
+	av, err := hostval.Float64s(a)
+	if err != nil {
+		return nil, err
+	}
+	bv, err := hostval.Float64s(b)
+	if err != nil {
+		return nil, err
+	}
+	for i := range av {
+		av[i] += bv[i]
+	}
+	if a.DType() == dtypes.Float32 {
+		f := make([]float32, len(av))
+		for i, v := range av {
+			f[i] = float32(v)
+		}
+		return tensors.FromFlatDataAndDimensions(f, a.Shape().Dimensions...), nil
+	}
+	return tensors.FromFlatDataAndDimensions(av, a.Shape().Dimensions...), nil
 }

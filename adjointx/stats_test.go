@@ -265,3 +265,59 @@ func TestBackwardFirstStepKeepsGradients(t *testing.T) {
 	_, err = b.Backward(tr, cot, &BackwardOptions{FirstStep: -1})
 	assert.Error(t, err)
 }
+
+// TestTwoBlocksShareOneStats: two ODE blocks (same layer names, other
+// scopes, here also the same layer shapes — the case that used to add one
+// block's factors into the other's by position) accumulating into one
+// Stats keep each block's factors under its own weights, equal to what
+// each block collects alone; a block's second pass adds to its own.
+func TestTwoBlocksShareOneStats(t *testing.T) {
+	rng := rand.New(rand.NewPCG(57, 58))
+	ctx := newCtx(19, 0.5)
+	b1 := newBlock(t, ctx.In("ode1"), mlpField(3, 4, true), &Options{Forward: tolOpts(1e-9), GridIntervals: 4})
+	b2 := newBlock(t, ctx.In("ode2"), mlpField(3, 4, true), &Options{Forward: tolOpts(1e-9), GridIntervals: 4})
+	x0 := randn(rng, 2, 3)
+	run := func(b *Block, st *Stats) {
+		tr, err := b.Forward([]*tensors.Tensor{x0}, []float64{0, 0.6})
+		require.NoError(t, err)
+		_, err = b.Backward(tr, [][]*tensors.Tensor{nil, {x0}}, &BackwardOptions{Stats: st})
+		require.NoError(t, err)
+	}
+	var alone1, alone2, shared Stats
+	run(b1, &alone1)
+	run(b2, &alone2)
+	run(b1, &shared)
+	run(b2, &shared)
+	require.Len(t, shared.Layers, 4)
+	for _, alone := range []*Stats{&alone1, &alone2} {
+		for _, l := range alone.Layers {
+			j := findLayer(&shared, l.Weights)
+			require.GreaterOrEqual(t, j, 0, l.Weights)
+			assert.Equal(t, l.Layer, shared.Layers[j].Layer)
+			assert.LessOrEqual(t, relErr(vals(t, shared.Layers[j].A), vals(t, l.A)), 1e-12, "A of %s", l.Weights)
+			assert.LessOrEqual(t, relErr(vals(t, shared.Layers[j].B), vals(t, l.B)), 1e-12, "B of %s", l.Weights)
+		}
+	}
+	// The second pass of block 1 doubles its factors and leaves block 2's alone.
+	run(b1, &shared)
+	for _, l := range alone1.Layers {
+		twice := vals(t, l.A)
+		for i := range twice {
+			twice[i] *= 2
+		}
+		assert.LessOrEqual(t, relErr(vals(t, shared.Layers[findLayer(&shared, l.Weights)].A), twice), 1e-12, l.Weights)
+	}
+	for _, l := range alone2.Layers {
+		assert.LessOrEqual(t, relErr(vals(t, shared.Layers[findLayer(&shared, l.Weights)].A), vals(t, l.A)), 1e-12, l.Weights)
+	}
+}
+
+// findLayer is the position of the layer with the given weights in st, or −1.
+func findLayer(st *Stats, weights string) int {
+	for i, l := range st.Layers {
+		if l.Weights == weights {
+			return i
+		}
+	}
+	return -1
+}
