@@ -1,6 +1,7 @@
 // Package datasets reads the file formats the paper's data sets are
 // distributed in, one format per file, each fuzzed: the UEA/UCR time-series
-// archive's .ts text format (ts.go) so far.
+// archive's .ts text format (ts.go) and NumPy's .npy arrays of the
+// MAF/FFJORD-preprocessed tabular sets (npy.go).
 package datasets
 
 import (
