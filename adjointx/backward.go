@@ -48,10 +48,52 @@ type BackwardOptions struct {
 	// odeint.Solver.SolveFrom): a model that calls Backward once per
 	// segment passes the previous call's Gradients.Solve.NextStep.
 	FirstStep float64
+	// Grid, when set, replaces the block's grid with the points of a grid
+	// shared by several calls (see Grid); it takes precedence over
+	// GridIntervals.
+	Grid *Grid
 	// GridIntervals, when > 0, replaces the block's Options.GridIntervals for
 	// this call: a model that calls Backward once per segment (an ODE-RNN)
 	// spreads about the paper's 100 grid points over all its segments.
 	GridIntervals int
+}
+
+// Grid is a uniform trapezoid grid of statistics points over [T0, T1]
+// (Intervals intervals) shared by several Backward calls on adjacent
+// intervals — an ODE-RNN's segments, so that about the paper's 100 points
+// are spread over all of them rather than 100 per segment. Each call
+// samples the grid's points inside its own interval, its start included
+// and its end only when that is the grid's end, so every point counts
+// exactly once over a sweep that tiles [T0, T1]. The Gauss–Newton
+// shortcut's q = a/√(T1 − T0) then uses the whole horizon, so the pieces
+// add up to what one call over [T0, T1] would collect: Ā the integral of
+// the layer inputs' second moments, B̄ their mean — K-FAC's weight-sharing
+// form (T·E[A] ⊗ E[B]).
+type Grid struct {
+	T0, T1    float64
+	Intervals int
+}
+
+// within returns the grid's points in [a, b) (b included when it is an end
+// of the grid), in either time direction.
+func (g *Grid) within(a, b float64) ([]gridPoint, error) {
+	if g.Intervals < 1 || g.T0 == g.T1 || math.IsNaN(g.T0+g.T1) || math.IsInf(g.T0+g.T1, 0) {
+		return nil, invalidf("statistics grid %+v", *g)
+	}
+	tol := 1e-12 * math.Max(1, math.Abs(g.T1-g.T0))
+	near := func(x, y float64) bool { return math.Abs(x-y) <= tol }
+	var out []gridPoint
+	for _, pt := range grid(g.T0, g.T1, g.Intervals) {
+		switch {
+		case near(pt.t, b):
+			if near(b, g.T0) || near(b, g.T1) {
+				out = append(out, pt)
+			}
+		case near(pt.t, a), (pt.t-a)*(pt.t-b) < 0:
+			out = append(out, pt)
+		}
+	}
+	return out, nil
 }
 
 // Gradients is the result of a backward pass.
@@ -136,6 +178,11 @@ func (b *Block) Backward(tr *Trajectory, cot [][]*tensors.Tensor, opts *Backward
 		return nil, err
 	}
 	span := math.Abs(tr.Ts[len(tr.Ts)-1] - tr.Ts[0])
+	if opts.Grid != nil {
+		// The sweep's whole horizon: the calls on its pieces then add up to
+		// what one call over it would give (Ā an integral, B̄ a mean).
+		span = math.Abs(opts.Grid.T1 - opts.Grid.T0)
+	}
 	run := &backwardRun{stats: opts.Stats, scale: 1}
 	if r == 0 {
 		run.scale = 1 / math.Sqrt(span) // q = a/√(t1−t0)
@@ -164,7 +211,13 @@ func (b *Block) Backward(tr *Trajectory, cot [][]*tensors.Tensor, opts *Backward
 		if opts.GridIntervals > 0 {
 			intervals = opts.GridIntervals
 		}
-		pts = grid(tr.Ts[0], tr.Ts[len(tr.Ts)-1], intervals)
+		if opts.Grid != nil {
+			if pts, err = opts.Grid.within(tr.Ts[0], tr.Ts[len(tr.Ts)-1]); err != nil {
+				return nil, err
+			}
+		} else {
+			pts = grid(tr.Ts[0], tr.Ts[len(tr.Ts)-1], intervals)
+		}
 	}
 	g := &Gradients{}
 	last := len(tr.Ts) - 1

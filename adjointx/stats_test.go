@@ -321,3 +321,38 @@ func findLayer(st *Stats, weights string) int {
 	}
 	return -1
 }
+
+// TestSharedGridCountsEveryPointOnce: two Backward calls on [0.4, 1] and
+// [0, 0.4] (the cotangent carried from one to the other) with one shared
+// Grid over [0, 1] collect the same factors from the same 6 points as one
+// call over [0, 1] with 5 grid intervals; the shared point 0.4 counts once.
+func TestSharedGridCountsEveryPointOnce(t *testing.T) {
+	rng := rand.New(rand.NewPCG(59, 60))
+	b := newBlock(t, newCtx(23, 0.5), mlpField(3, 4, true), &Options{Forward: tolOpts(1e-11), GridIntervals: 5})
+	x0, c1 := randn(rng, 2, 3), randn(rng, 2, 3)
+	whole, err := b.Forward([]*tensors.Tensor{x0}, []float64{0, 1})
+	require.NoError(t, err)
+	var one Stats
+	_, err = b.Backward(whole, [][]*tensors.Tensor{nil, {c1}}, &BackwardOptions{Stats: &one})
+	require.NoError(t, err)
+
+	first, err := b.Forward([]*tensors.Tensor{x0}, []float64{0, 0.4})
+	require.NoError(t, err)
+	second, err := b.Forward(first.Final(), []float64{0.4, 1})
+	require.NoError(t, err)
+	grid := &Grid{T0: 0, T1: 1, Intervals: 5}
+	var two Stats
+	g2, err := b.Backward(second, [][]*tensors.Tensor{nil, {c1}}, &BackwardOptions{Stats: &two, Grid: grid})
+	require.NoError(t, err)
+	_, err = b.Backward(first, [][]*tensors.Tensor{nil, {g2.X0[0]}}, &BackwardOptions{Stats: &two, Grid: grid})
+	require.NoError(t, err)
+	assert.Equal(t, 6, one.Samples)
+	assert.Equal(t, 6, two.Samples, "0.4 is sampled by one of the two calls only")
+	require.Len(t, two.Layers, len(one.Layers))
+	for l := range one.Layers {
+		assert.LessOrEqual(t, relErr(vals(t, two.Layers[l].A), vals(t, one.Layers[l].A)), 1e-7, "A of %s", one.Layers[l].Layer)
+		assert.LessOrEqual(t, relErr(vals(t, two.Layers[l].B), vals(t, one.Layers[l].B)), 1e-7, "B of %s", one.Layers[l].Layer)
+	}
+	_, err = b.Backward(first, [][]*tensors.Tensor{nil, {c1}}, &BackwardOptions{Stats: &two, Grid: &Grid{T0: 0, T1: 1}})
+	assert.ErrorIs(t, err, ErrInvalidInput)
+}

@@ -30,9 +30,9 @@ type ODERNNConfig struct {
 	// Solver configures the segment solves; nil means dopri5 with rtol =
 	// atol = 1e-3 (the backward pass takes the adjoint's semi-norm).
 	Solver *odeint.Options
-	// GridPoints is about how many statistics grid points an iteration
-	// spreads over all its segments; 0 means 100, as the paper. Each segment
-	// gets max(1, round(GridPoints/K)) intervals of its own [k, k+1].
+	// GridPoints is the number of intervals of the one statistics grid an
+	// iteration spreads over all its segments, [0, K]; 0 means 100, as the
+	// paper. Each segment samples the grid's points inside [k, k+1].
 	GridPoints int
 }
 
@@ -44,7 +44,8 @@ type ODERNNConfig struct {
 // then for k = K..1 the GRU's hand-written VJP and the adjoint over [k−1, k]
 // with the carried cotangent — keeping only the K+1 hidden states (O(1)
 // memory in solver steps). With statistics, the ODE field's Kronecker
-// factors accumulate over all K segments, each on its own grid.
+// factors accumulate over all K segments from one grid of GridPoints
+// intervals over [0, K] (about the paper's 100 points per iteration).
 //
 // Batches hold X float [B, K, D] and Labels int32 [B]. Variables: the field
 // under "ode", the GRU under "gru" and the head under "head".
@@ -201,11 +202,6 @@ func zerosLike(dt dtypes.DType, dims ...int) *tensors.Tensor {
 	return tensors.FromFlatDataAndDimensions(make([]float32, dims[0]*dims[1]), dims...)
 }
 
-// gridIntervals is each segment's share of the iteration's grid points.
-func (m *ODERNN) gridIntervals(k int) int {
-	return max(1, int(math.Round(float64(m.cfg.GridPoints)/float64(k))))
-}
-
 // Step implements Model.
 func (m *ODERNN) Step(b *Batch, stats bool) (*StepResult, error) {
 	if err := checkBatch(b, true); err != nil {
@@ -239,7 +235,7 @@ func (m *ODERNN) Step(b *Batch, stats bool) (*StepResult, error) {
 	}
 	odeGrads := map[string][]float64{}
 	shapes := map[string][]int{}
-	intervals := m.gridIntervals(len(xs))
+	grid := &adjointx.Grid{T0: 0, T1: float64(len(xs)), Intervals: m.cfg.GridPoints}
 	step := 0.0
 	for k := len(xs) - 1; k >= 0; k-- {
 		gout, err := m.gruBwd.Exec(xs[k], hats[k], dh, acc[0], acc[1], acc[2], acc[3])
@@ -248,7 +244,7 @@ func (m *ODERNN) Step(b *Batch, stats bool) (*StepResult, error) {
 		}
 		acc = gout[1:]
 		g, err := m.block.Backward(trs[k], [][]*tensors.Tensor{nil, {gout[0]}},
-			&adjointx.BackwardOptions{Stats: odeStats, GridIntervals: intervals, FirstStep: step})
+			&adjointx.BackwardOptions{Stats: odeStats, Grid: grid, FirstStep: step})
 		if err != nil {
 			return nil, fmt.Errorf("zoo: ODE-RNN segment %d backward: %w", k+1, err)
 		}

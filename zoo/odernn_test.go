@@ -51,9 +51,10 @@ func TestODERNNGradientsMatchFiniteDifferences(t *testing.T) {
 }
 
 // TestODERNNStatisticsSumOverAllSegments: the factors of a statistics step
-// equal the sum over the K segments of each segment's own factors (its own
-// grid of GridPoints/K intervals on [k, k+1], the sweep's cotangent),
-// recomputed here segment by segment — not the first segment's alone.
+// equal the sum over the K segments of each segment's own factors (the
+// points of one 6-interval grid over [0, 3] that fall in [k, k+1], the
+// sweep's cotangent), recomputed here segment by segment — 7 points in all,
+// each counted once — and are not the first segment's alone.
 func TestODERNNStatisticsSumOverAllSegments(t *testing.T) {
 	m, b := odernnFixture(t)
 	res, err := m.Step(b, true)
@@ -71,14 +72,17 @@ func TestODERNNStatisticsSumOverAllSegments(t *testing.T) {
 	acc := []*tensors.Tensor{zerosLike(b.X.DType(), 5, 12), zerosLike(b.X.DType(), 4, 12), zerosVec(b.X.DType(), 12), zerosVec(b.X.DType(), 12)}
 	sums := map[string][2]*mat.Dense{}
 	var first map[string][2]*mat.Dense
+	samples := 0
+	grid := &adjointx.Grid{T0: 0, T1: 3, Intervals: 6}
 	for k := len(xs) - 1; k >= 0; k-- {
 		gout, err := m.gruBwd.Exec(xs[k], hats[k], dh, acc[0], acc[1], acc[2], acc[3])
 		require.NoError(t, err)
 		acc = gout[1:]
 		var st adjointx.Stats
 		g, err := m.block.Backward(trs[k], [][]*tensors.Tensor{nil, {gout[0]}},
-			&adjointx.BackwardOptions{Stats: &st, GridIntervals: 2}) // round(6/3) = 2
+			&adjointx.BackwardOptions{Stats: &st, Grid: grid})
 		require.NoError(t, err)
+		samples += st.Samples
 		dh = g.X0[0]
 		seg := map[string][2]*mat.Dense{}
 		for _, l := range st.Layers {
@@ -94,6 +98,7 @@ func TestODERNNStatisticsSumOverAllSegments(t *testing.T) {
 			first = seg
 		}
 	}
+	assert.Equal(t, 7, samples, "every point of the grid once")
 	for _, l := range res.Stats {
 		want := sums[l.Weights]
 		assert.True(t, mat.EqualApprox(want[0], dense(t, l.A), 1e-12), "A of %s", l.Layer)
