@@ -3,8 +3,6 @@ package zoo
 import (
 	"fmt"
 	"maps"
-	"slices"
-	"strings"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -128,13 +126,11 @@ func (h *Hybrid) Step(b *Batch, stats bool) (*StepResult, error) {
 		res.Stats = append(append(append(res.Stats, head.Stats...), odeStats.Layers...), stem.Stats...)
 	}
 	if h.params == nil {
-		names := slices.Sorted(maps.Keys(res.Grads))
-		for _, name := range names {
-			i := strings.LastIndex(name, context.ScopeSeparator)
-			if v := h.ctx.InspectVariable(name[:i], name[i+1:]); v != nil {
-				h.params = append(h.params, v)
-			}
+		names := map[string]bool{}
+		for name := range res.Grads {
+			names[name] = true
 		}
+		h.params = sortedParams(h.ctx, names)
 	}
 	return res, nil
 }

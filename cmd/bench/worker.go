@@ -96,12 +96,7 @@ func newProblem(o options, b backends.Backend, ctx *context.Context) (*problem, 
 			return nil, err
 		}
 		train = train.Subset(o.TrainSize)
-		tol := o.Tol
-		if tol == 0 {
-			tol = 1e-3
-		}
-		m, err := zoo.NewClassifier(b, ctx, zoo.ClassifierConfig{Width: o.Width, T1: o.T1,
-			Solver: &odeint.Options{Method: odeint.Dopri5, RTol: tol, ATol: tol}})
+		m, err := zoo.NewClassifier(b, ctx, zoo.ClassifierConfig{Width: o.Width, T1: o.T1, Solver: solverFor(o, 1e-3)})
 		if err != nil {
 			return nil, err
 		}
