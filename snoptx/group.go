@@ -75,12 +75,14 @@ func (g *Group) NeedsStats() bool {
 // Step applies every stepper to its own gradients and to the statistics of
 // the layers whose weights it owns (on its refresh iterations).
 func (g *Group) Step(grads map[string]*tensors.Tensor, stats []adjointx.LayerFactors, batch int) error {
-	for _, s := range g.steppers {
-		if _, err := s.gradients(grads); err != nil {
+	args := make([][]any, len(g.steppers))
+	for i, s := range g.steppers {
+		var err error
+		if args[i], err = s.gradients(grads); err != nil {
 			return err
 		}
 	}
-	for _, s := range g.steppers {
+	for i, s := range g.steppers {
 		var own []adjointx.LayerFactors
 		if stats != nil && s.NeedsStats() {
 			owned := map[string]bool{}
@@ -94,7 +96,7 @@ func (g *Group) Step(grads map[string]*tensors.Tensor, stats []adjointx.LayerFac
 				}
 			}
 		}
-		if err := s.Step(grads, own, batch); err != nil {
+		if err := s.apply(args[i], own, batch); err != nil {
 			return err
 		}
 	}

@@ -203,6 +203,12 @@ func (s *Stepper) Step(grads map[string]*tensors.Tensor, stats []adjointx.LayerF
 	if err != nil {
 		return err
 	}
+	return s.apply(args, stats, batch)
+}
+
+// apply runs Refresh (with stats) and the update on gradients already
+// checked and ordered by gradients.
+func (s *Stepper) apply(args []any, stats []adjointx.LayerFactors, batch int) error {
 	if stats != nil {
 		if err := s.opt.Refresh(s.ctx, stats, batch); err != nil {
 			return err
