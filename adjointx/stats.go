@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX graph code reads best unqualified.
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -205,12 +204,5 @@ func addTensors(a, b *tensors.Tensor) (*tensors.Tensor, error) {
 	for i := range av {
 		av[i] += bv[i]
 	}
-	if a.DType() == dtypes.Float32 {
-		f := make([]float32, len(av))
-		for i, v := range av {
-			f[i] = float32(v)
-		}
-		return tensors.FromFlatDataAndDimensions(f, a.Shape().Dimensions...), nil
-	}
-	return tensors.FromFlatDataAndDimensions(av, a.Shape().Dimensions...), nil
+	return hostval.Tensor(av, a.DType(), a.Shape().Dimensions...), nil
 }

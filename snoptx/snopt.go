@@ -473,14 +473,7 @@ func eigen(t *tensors.Tensor) ([]float64, []float64, error) {
 }
 
 func toTensor(vals []float64, dt dtypes.DType, dims ...int) *tensors.Tensor {
-	if dt == dtypes.Float32 {
-		f := make([]float32, len(vals))
-		for i, v := range vals {
-			f[i] = float32(v)
-		}
-		return tensors.FromFlatDataAndDimensions(f, dims...)
-	}
-	return tensors.FromFlatDataAndDimensions(append([]float64{}, vals...), dims...)
+	return hostval.Tensor(vals, dt, dims...)
 }
 
 func shapeOf(dt dtypes.DType, dims ...int) shapes.Shape { return shapes.Make(dt, dims...) }

@@ -3,7 +3,6 @@ package zoo
 import (
 	"fmt"
 	"math"
-	"slices"
 
 	"github.com/gomlx/gomlx/backends"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -40,8 +39,8 @@ type ODERNNConfig struct {
 // series x_1..x_K with one label: h_0 = 0; for k = 1..K, h ← ODESolve(F, h,
 // [k−1, k]) then h ← GRU(x_k, h); logits = Linear(h_K); mean cross-entropy.
 // F = Linear(H,H)→Tanh→Linear(H,H)→Tanh→Linear(H,H)→Tanh→Linear(H,H) with
-// time as an input, its last layer initialised to zero. The backward pass is one reverse sweep — the head's VJP,
-// then for k = K..1 the GRU's hand-written VJP and the adjoint over [k−1, k]
+// time as an input, its last layer initialised to zero. The backward pass
+// is one reverse sweep — the head's VJP, then for k = K..1 the GRU's hand-written VJP and the adjoint over [k−1, k]
 // with the carried cotangent — keeping only the K+1 hidden states (O(1)
 // memory in solver steps). With statistics, the ODE field's Kronecker
 // factors accumulate over all K segments from one grid of GridPoints
@@ -140,8 +139,8 @@ func (m *ODERNN) zeroLastLayer(dt dtypes.DType) {
 		return
 	}
 	h := m.cfg.Hidden
-	last.VariableWithValue("weights", zerosLike(dt, h+1, h))
-	last.VariableWithValue("biases", zerosVec(dt, h))
+	last.VariableWithValue("weights", zeros(dt, h+1, h))
+	last.VariableWithValue("biases", zeros(dt, h))
 }
 
 // steps cuts X [B, K, D] into K tensors [B, D].
@@ -176,7 +175,7 @@ func cutSteps[T float32 | float64](x []T, b, k, d int) []*tensors.Tensor {
 // forward runs the K segments and GRU updates; it returns the segments'
 // trajectories, the GRU inputs ĥ_k (the ODE's outputs) and h_K.
 func (m *ODERNN) forward(xs []*tensors.Tensor, batch int, dt dtypes.DType) ([]*adjointx.Trajectory, []*tensors.Tensor, *tensors.Tensor, int, error) {
-	h := zerosLike(dt, batch, m.cfg.Hidden)
+	h := zeros(dt, batch, m.cfg.Hidden)
 	trs := make([]*adjointx.Trajectory, len(xs))
 	hats := make([]*tensors.Tensor, len(xs))
 	nfe, step := 0, 0.0
@@ -193,13 +192,6 @@ func (m *ODERNN) forward(xs []*tensors.Tensor, batch int, dt dtypes.DType) ([]*a
 		}
 	}
 	return trs, hats, h, nfe, nil
-}
-
-func zerosLike(dt dtypes.DType, dims ...int) *tensors.Tensor {
-	if dt == dtypes.Float64 {
-		return tensors.FromFlatDataAndDimensions(make([]float64, dims[0]*dims[1]), dims...)
-	}
-	return tensors.FromFlatDataAndDimensions(make([]float32, dims[0]*dims[1]), dims...)
 }
 
 // Step implements Model.
@@ -227,8 +219,8 @@ func (m *ODERNN) Step(b *Batch, stats bool) (*StepResult, error) {
 		return nil, err
 	}
 	h3 := 3 * m.cfg.Hidden
-	acc := []*tensors.Tensor{zerosLike(dt, m.cfg.Inputs, h3), zerosLike(dt, m.cfg.Hidden, h3),
-		zerosVec(dt, h3), zerosVec(dt, h3)}
+	acc := []*tensors.Tensor{zeros(dt, m.cfg.Inputs, h3), zeros(dt, m.cfg.Hidden, h3),
+		zeros(dt, h3), zeros(dt, h3)}
 	var odeStats *adjointx.Stats
 	if stats {
 		odeStats = &adjointx.Stats{}
@@ -268,7 +260,7 @@ func (m *ODERNN) Step(b *Batch, stats bool) (*StepResult, error) {
 		res.Grads["/gru/"+name] = acc[i]
 	}
 	for name, vals := range odeGrads {
-		res.Grads[name] = fromFloats(vals, dt, shapes[name])
+		res.Grads[name] = hostval.Tensor(vals, dt, shapes[name]...)
 	}
 	if stats {
 		res.Stats = odeStats.Layers
@@ -306,21 +298,11 @@ func (m *ODERNN) Evaluate(b *Batch) (float64, float64, error) {
 	return tensors.ToScalar[float64](loss), tensors.ToScalar[float64](correct) / float64(b.Size), nil
 }
 
-func zerosVec(dt dtypes.DType, n int) *tensors.Tensor {
-	if dt == dtypes.Float64 {
-		return tensors.FromFlatDataAndDimensions(make([]float64, n), n)
+// zeros is a zero tensor of dtype dt.
+func zeros(dt dtypes.DType, dims ...int) *tensors.Tensor {
+	n := 1
+	for _, d := range dims {
+		n *= d
 	}
-	return tensors.FromFlatDataAndDimensions(make([]float32, n), n)
-}
-
-// fromFloats makes a tensor of dtype dt from float64 values.
-func fromFloats(v []float64, dt dtypes.DType, dims []int) *tensors.Tensor {
-	if dt == dtypes.Float64 {
-		return tensors.FromFlatDataAndDimensions(slices.Clone(v), dims...)
-	}
-	f := make([]float32, len(v))
-	for i, x := range v {
-		f[i] = float32(x)
-	}
-	return tensors.FromFlatDataAndDimensions(f, dims...)
+	return hostval.Tensor(make([]float64, n), dt, dims...)
 }

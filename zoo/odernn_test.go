@@ -69,7 +69,7 @@ func TestODERNNStatisticsSumOverAllSegments(t *testing.T) {
 	out, err := m.headStep.Exec(hK, b.Labels)
 	require.NoError(t, err)
 	dh := out[len(out)-1]
-	acc := []*tensors.Tensor{zerosLike(b.X.DType(), 5, 12), zerosLike(b.X.DType(), 4, 12), zerosVec(b.X.DType(), 12), zerosVec(b.X.DType(), 12)}
+	acc := []*tensors.Tensor{zeros(b.X.DType(), 5, 12), zeros(b.X.DType(), 4, 12), zeros(b.X.DType(), 12), zeros(b.X.DType(), 12)}
 	sums := map[string][2]*mat.Dense{}
 	var first map[string][2]*mat.Dense
 	samples := 0

@@ -25,3 +25,16 @@ func Float64s(t *tensors.Tensor) ([]float64, error) {
 	}
 	return nil, fmt.Errorf("tensor dtype %s is not Float32 or Float64", t.DType())
 }
+
+// Tensor makes a tensor of dtype dt (Float32; anything else Float64) and
+// the given dimensions from float64 values (copied).
+func Tensor(vals []float64, dt dtypes.DType, dims ...int) *tensors.Tensor {
+	if dt == dtypes.Float32 {
+		f := make([]float32, len(vals))
+		for i, v := range vals {
+			f[i] = float32(v)
+		}
+		return tensors.FromFlatDataAndDimensions(f, dims...)
+	}
+	return tensors.FromFlatDataAndDimensions(append([]float64{}, vals...), dims...)
+}
