@@ -5,20 +5,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 )
 
 // ReadMatrixCSVFile reads a CSV matrix file (see ReadMatrixCSV); errors name the file.
-func ReadMatrixCSVFile(path string) (*Matrix, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
-	}
-	defer f.Close()
-	return ReadMatrixCSV(f, path)
-}
+func ReadMatrixCSVFile(path string) (*Matrix, error) { return readFile(path, ReadMatrixCSV) }
 
 // ReadMatrixCSV parses a numeric matrix as text: one sample per line, its
 // features separated by commas; blank lines and lines starting with '#'

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -26,14 +25,7 @@ const npyMagic = "\x93NUMPY"
 const maxMatrixValues = 1 << 28
 
 // ReadNPYFile reads a .npy file (see ReadNPY); errors name the file.
-func ReadNPYFile(path string) (*Matrix, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
-	}
-	defer f.Close()
-	return ReadNPY(bufio.NewReader(f), path)
-}
+func ReadNPYFile(path string) (*Matrix, error) { return readFile(path, ReadNPY) }
 
 var (
 	npyDescr   = regexp.MustCompile(`'descr'\s*:\s*'([^']*)'`)

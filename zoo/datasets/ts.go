@@ -35,15 +35,19 @@ type TimeSeries struct {
 // maxTSValues bounds the values a .ts file may hold (2²⁸ float64 = 2 GiB).
 const maxTSValues = 1 << 28
 
-// ReadTSFile reads a .ts file (see ReadTS); errors name the file.
-func ReadTSFile(path string) (*TimeSeries, error) {
+// readFile opens path and parses it, the errors naming the file.
+func readFile[T any](path string, parse func(io.Reader, string) (T, error)) (T, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
+		var zero T
+		return zero, fmt.Errorf("%w: %v", ErrFormat, err)
 	}
 	defer f.Close()
-	return ReadTS(f, path)
+	return parse(bufio.NewReader(f), path)
 }
+
+// ReadTSFile reads a .ts file (see ReadTS); errors name the file.
+func ReadTSFile(path string) (*TimeSeries, error) { return readFile(path, ReadTS) }
 
 // ReadTS parses the sktime .ts format of the UEA/UCR archive: '#' comments,
 // a header of @problemName, @timeStamps (false only), @univariate,
