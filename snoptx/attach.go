@@ -53,9 +53,9 @@ func Attach(loop *train.Loop, opt Optimizer) error {
 		tr.SetContext(tr.Context().Checked(false))
 		tr.ResetComputationGraphs()
 	}
-	collecting := o.NeedsStats(globalStep(ctx))
+	collecting := o.NeedsStats(optimizers.GetGlobalStep(ctx))
 	ctx.SetParam(ParamCollectStats, collecting)
-	if globalStep(ctx) > 0 {
+	if optimizers.GetGlobalStep(ctx) > 0 {
 		rebuild() // graphs of earlier steps were built without the setting
 	}
 	loop.OnStep("snoptx-curvature", train.Priority(0), func(_ *train.Loop, _ []*tensors.Tensor) error {
@@ -77,7 +77,7 @@ func Attach(loop *train.Loop, opt Optimizer) error {
 				}
 			}
 		}
-		if next := o.NeedsStats(globalStep(ctx)); next != collecting {
+		if next := o.NeedsStats(optimizers.GetGlobalStep(ctx)); next != collecting {
 			collecting = next
 			ctx.SetParam(ParamCollectStats, collecting)
 			reset = true
@@ -101,6 +101,3 @@ func RefreshFromContext(ctx *context.Context, opt Optimizer) error {
 	}
 	return o.refreshFromContext(ctx.Checked(false))
 }
-
-// globalStep is GoMLX's global step: the number of updates done.
-func globalStep(ctx *context.Context) int64 { return optimizers.GetGlobalStep(ctx) }

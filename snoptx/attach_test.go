@@ -14,6 +14,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/layers"
 	"github.com/gomlx/gomlx/pkg/ml/train"
 	"github.com/gomlx/gomlx/pkg/ml/train/losses"
+	"github.com/gomlx/gomlx/pkg/ml/train/optimizers"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gonum.org/v1/gonum/mat"
@@ -377,7 +378,7 @@ func TestAttachResumeFromGoMLXCheckpointIsBitIdentical(t *testing.T) {
 	ctx2 := context.New()
 	_, err = checkpoints.Build(ctx2).Dir(dir).Done()
 	require.NoError(t, err)
-	require.Equal(t, int64(4), globalStep(ctx2))
+	require.Equal(t, int64(4), optimizers.GetGlobalStep(ctx2))
 	ctx2 = ctx2.Reuse()
 	_, err = newLoop(ctx2).RunSteps(data, 4)
 	require.NoError(t, err)

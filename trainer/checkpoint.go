@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"encoding"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -68,10 +69,7 @@ func paramsHash(st Updater) (string, error) {
 		fmt.Fprintf(h, "%s %s\n", v.ScopeAndName(), v.Shape())
 		var buf [8]byte
 		for _, x := range vals {
-			bits := math.Float64bits(x)
-			for i := range buf {
-				buf[i] = byte(bits >> (8 * i))
-			}
+			binary.LittleEndian.PutUint64(buf[:], math.Float64bits(x))
 			_, _ = h.Write(buf[:])
 		}
 	}
