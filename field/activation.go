@@ -28,14 +28,14 @@ func (a *Activation) Backward(_ *Node, saved any, gy *Node, bp *Backprop) *Node 
 	return bp.perSample(gy, a.Deriv(hy[0], hy[1]))
 }
 
-// NewTanh is σ = tanh, σ' = 1 − tanh², σ” = −2·tanh·(1 − tanh²).
+// NewTanh is σ = tanh, σ' = 1 − tanh², σ″ = −2·tanh·(1 − tanh²).
 func NewTanh() *Activation {
 	return &Activation{Name: "tanh", Fn: Tanh,
 		Deriv:  func(_, y *Node) *Node { return OneMinus(Square(y)) },
 		Deriv2: func(_, y *Node) *Node { return MulScalar(Mul(y, OneMinus(Square(y))), -2) }}
 }
 
-// NewReLU is σ = max(h, 0), σ' = 1 for h > 0 else 0, σ” = 0 (almost
+// NewReLU is σ = max(h, 0), σ' = 1 for h > 0 else 0, σ″ = 0 (almost
 // everywhere).
 func NewReLU() *Activation {
 	return &Activation{Name: "relu",
@@ -46,7 +46,7 @@ func NewReLU() *Activation {
 		Deriv2: func(h, _ *Node) *Node { return ZerosLike(h) }}
 }
 
-// NewSoftplus is σ = log(1 + eʰ), σ' = sigmoid(h), σ” = sigmoid(h)·(1 − sigmoid(h)).
+// NewSoftplus is σ = log(1 + eʰ), σ' = sigmoid(h), σ″ = sigmoid(h)·(1 − sigmoid(h)).
 func NewSoftplus() *Activation {
 	return &Activation{Name: "softplus", Fn: Softplus,
 		Deriv: func(h, _ *Node) *Node { return Sigmoid(h) },

@@ -48,13 +48,13 @@ func (m TraceMode) String() string {
 // alongside the activations (forward mode: u ← (u·W)⊙gate through a layer,
 // u ← u⊙σ'(y) through an activation), so the trace costs one extra matrix
 // product per layer and probe. The VJP is hand-written for the whole augmented
-// field, the trace term included: its cotangent flows back through σ” into
+// field, the trace term included: its cotangent flows back through σ″ into
 // the activations and through both products into W. The VJP of ε is zero (the
 // probe is a constant of the solve, not a variable).
 //
 // SNOpt's Kronecker statistics of each layer are those of its main path:
 // A over [layer input, 1], B over the cotangents of h = x·W + b (which carry
-// the trace term's contribution through σ”).
+// the trace term's contribution through σ″).
 type CNF struct {
 	Layers []*ConcatSquashLinear
 	Act    *Activation

@@ -55,7 +55,7 @@ func evalCNF(t *testing.T, ctx *context.Context, f *CNF, tVal float64, x []*tens
 }
 
 // TestCNFVJPMatchesAutodiff: the hand-written VJP of the augmented field
-// (the trace term's σ” path included) against GoMLX autodiff of Eval, for
+// (the trace term's σ″ path included) against GoMLX autodiff of Eval, for
 // every cotangent copy, both trace modes and both activations.
 func TestCNFVJPMatchesAutodiff(t *testing.T) {
 	const n, d, k = 5, 3, 3
