@@ -1,8 +1,10 @@
 package zoo
 
 import (
+	"math/rand/v2"
 	"testing"
 
+	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"github.com/snopt-go/snopt/internal/testutil"
@@ -69,4 +71,45 @@ func BenchmarkODERNNStep(b *testing.B) {
 		nfe += res.NFEForward + res.NFEBackward
 	}
 	b.ReportMetric(float64(nfe)/float64(b.N), "nfe/op")
+}
+
+// benchFFJORD times one training step of an FFJORD preset on a batch of its
+// stand-in density (float32), statistics on every other step.
+func benchFFJORD(b *testing.B, cfg FFJORDConfig, spec datasets.TabularSpec, batch int) {
+	dens := datasets.NewStandInDensity(spec.Dim, 1)
+	x := dens.Sample(batch, rand.New(rand.NewPCG(1, 2)))
+	vals := make([]float32, len(x.X))
+	for i, v := range x.X {
+		vals[i] = float32(v)
+	}
+	bt := &Batch{X: tensors.FromFlatDataAndDimensions(vals, x.Rows, x.Cols), Size: x.Rows}
+	m, err := NewFFJORD(testutil.Backend(), context.New(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := m.Step(bt, false); err != nil {
+		b.Fatal(err)
+	}
+	nfe, i := 0, 0
+	for b.Loop() {
+		res, err := m.Step(bt, i%2 == 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		nfe += res.NFEForward + res.NFEBackward
+		i++
+	}
+	b.ReportMetric(float64(nfe)/float64(b.N), "NFE")
+}
+
+// BenchmarkFFJORDGasStep: App. A.4's Gas flow (5 blocks, 8-160-160-160-8) on
+// 1000 samples, dopri5 at the paper's 1e-6.
+func BenchmarkFFJORDGasStep(b *testing.B) {
+	benchFFJORD(b, GasFFJORD(), datasets.Tabular["gas"], 1000)
+}
+
+// BenchmarkFFJORDMinibooneStep: App. A.4's Miniboone flow (43-860-860-43) on
+// 128 samples.
+func BenchmarkFFJORDMinibooneStep(b *testing.B) {
+	benchFFJORD(b, MinibooneFFJORD(), datasets.Tabular["miniboone"], 128)
 }

@@ -313,3 +313,32 @@ func (m *FFJORD) Evaluate(b *Batch) (float64, float64, error) {
 	}
 	return fl.loss, fl.loss, nil
 }
+
+// Sample draws n points from the model: z ~ N(0, I) flowed back through the
+// blocks, last to first, from t = T1 to 0. float32 [n, Dim]; deterministic
+// for a seed, and independent of the training probes' stream.
+func (m *FFJORD) Sample(n int, seed uint64) (*tensors.Tensor, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("%w: %d samples (want ≥ 1)", ErrInvalid, n)
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x5a3b1e))
+	d := m.cfg.Dim
+	z := make([]float32, n*d)
+	for i := range z {
+		z[i] = float32(rng.NormFloat64())
+	}
+	state := []*tensors.Tensor{tensors.FromFlatDataAndDimensions(z, n, d),
+		tensors.FromFlatDataAndDimensions(make([]float32, n), n, 1)}
+	for k := len(m.blocks) - 1; k >= 0; k-- {
+		x0 := state[:2:2]
+		if m.cfg.Trace == field.Hutchinson {
+			x0 = append(x0, rademacher(rng, state[0], n, d)) // only d logp depends on it
+		}
+		tr, err := m.blocks[k].Forward(x0, []float64{m.cfg.T1, 0})
+		if err != nil {
+			return nil, err
+		}
+		state = tr.Final()
+	}
+	return state[0], nil
+}

@@ -252,3 +252,33 @@ func TestFFJORDRejectsBadInput(t *testing.T) {
 	_, _, err = m.Evaluate(nil)
 	assert.ErrorIs(t, err, ErrInvalid)
 }
+
+// TestFFJORDSampleInvertsTheFlow: a sample flowed forward through the
+// blocks comes back to the base draw it started from.
+func TestFFJORDSampleInvertsTheFlow(t *testing.T) {
+	ctx := context.New()
+	_ = ctx.SetRNGStateFromSeed(3)
+	ctx = ctx.WithInitializer(initializers.RandomNormalFn(ctx, 0.4))
+	m, err := NewFFJORD(testutil.Backend(), ctx, FFJORDConfig{Dim: 3, Hidden: []int{6}, Activation: "tanh", Blocks: 2,
+		Solver: &odeint.Options{RTol: 1e-7, ATol: 1e-7}})
+	require.NoError(t, err)
+	x, err := m.Sample(7, 4)
+	require.NoError(t, err)
+	again, err := m.Sample(7, 4)
+	require.NoError(t, err)
+	assert.Equal(t, tensors.MustCopyFlatData[float32](x), tensors.MustCopyFlatData[float32](again))
+	fl, err := m.forward(&Batch{X: x, Size: 7}, m.blocks, m.cfg.Trace, m.rng)
+	require.NoError(t, err)
+	rng := rand.New(rand.NewPCG(4, 0x5a3b1e))
+	z := tensors.MustCopyFlatData[float32](fl.trs[1].Final()[0])
+	moved := 0.0
+	xs := tensors.MustCopyFlatData[float32](x)
+	for i, v := range z {
+		want := rng.NormFloat64()
+		assert.InDelta(t, want, float64(v), 1e-4, "z[%d]", i)
+		moved += math.Abs(want - float64(xs[i]))
+	}
+	assert.Greater(t, moved, 0.1, "the flow must move the points")
+	_, err = m.Sample(0, 1)
+	assert.ErrorIs(t, err, ErrInvalid)
+}

@@ -1,6 +1,7 @@
 package datasets
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 )
@@ -135,4 +136,48 @@ func TabularStandIn(spec TabularSpec, seed uint64) (train, val, test *Matrix, d 
 		return m
 	}
 	return draw(spec.Train, 1), draw(spec.Val, 2), draw(spec.Test, 3), d
+}
+
+// Standardize rescales every column of m to zero mean and unit variance
+// with m's own statistics and applies the same map to others (test and
+// validation splits). It returns Σ_j log σ_j, the log-determinant of the map
+// x ↦ (x − μ)/σ taken with a minus sign: a density p of the raw data becomes
+// log p'(x') = log p(x) + Σ_j log σ_j in standardized coordinates. A
+// constant column, a dimension mismatch or an empty m is an error.
+func (m *Matrix) Standardize(others ...*Matrix) (logScale float64, err error) {
+	if m.Rows < 2 {
+		return 0, fmt.Errorf("%s: %d rows: too few to standardize", m.Name, m.Rows)
+	}
+	for _, o := range others {
+		if o.Cols != m.Cols {
+			return 0, fmt.Errorf("%s has %d columns, %s has %d", o.Name, o.Cols, m.Name, m.Cols)
+		}
+	}
+	mean, std := make([]float64, m.Cols), make([]float64, m.Cols)
+	for i := range m.Rows {
+		for j := range m.Cols {
+			mean[j] += m.X[i*m.Cols+j] / float64(m.Rows)
+		}
+	}
+	for i := range m.Rows {
+		for j := range m.Cols {
+			d := m.X[i*m.Cols+j] - mean[j]
+			std[j] += d * d / float64(m.Rows-1)
+		}
+	}
+	for j := range std {
+		std[j] = math.Sqrt(std[j])
+		if !(std[j] > 0) {
+			return 0, fmt.Errorf("%s: column %d is constant", m.Name, j)
+		}
+		logScale += math.Log(std[j])
+	}
+	for _, s := range append([]*Matrix{m}, others...) {
+		for i := range s.Rows {
+			for j := range s.Cols {
+				s.X[i*s.Cols+j] = (s.X[i*s.Cols+j] - mean[j]) / std[j]
+			}
+		}
+	}
+	return logScale, nil
 }

@@ -68,3 +68,43 @@ func TestTabularStandInShapes(t *testing.T) {
 	assert.Equal(t, 8, Tabular["gas"].Dim)
 	assert.Equal(t, 43, Tabular["miniboone"].Dim)
 }
+
+// TestStandardizeShiftsLogDensity: after Standardize the training columns
+// have mean 0 and variance 1, the other splits move by the training
+// statistics, and the returned log-scale is Σ log σ_j of the generating
+// Gaussian (the shift between raw and standardized log-densities).
+func TestStandardizeShiftsLogDensity(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 3))
+	const n = 20000
+	scales := []float64{0.5, 3, 1.7}
+	m := &Matrix{Name: "train", Rows: n, Cols: 3}
+	for range n {
+		for _, s := range scales {
+			m.X = append(m.X, 2+s*r.NormFloat64())
+		}
+	}
+	test := &Matrix{Name: "test", Rows: 1, Cols: 3, X: []float64{2.5, 2, 0}}
+	raw := append([]float64{}, test.X...)
+	logScale, err := m.Standardize(test)
+	require.NoError(t, err)
+	want := 0.0
+	for _, s := range scales {
+		want += math.Log(s)
+	}
+	assert.InDelta(t, want, logScale, 0.02)
+	for j := range 3 {
+		mean, sq := 0.0, 0.0
+		for i := range n {
+			mean += m.X[i*3+j] / n
+			sq += m.X[i*3+j] * m.X[i*3+j] / n
+		}
+		assert.InDelta(t, 0, mean, 1e-9)
+		assert.InDelta(t, 1, sq, 1e-3)
+		// The test row moved by the training statistics.
+		assert.InDelta(t, (raw[j]-2)/scales[j], test.X[j], 0.05)
+	}
+	_, err = (&Matrix{Name: "c", Rows: 3, Cols: 1, X: []float64{1, 1, 1}}).Standardize()
+	assert.ErrorContains(t, err, "constant")
+	_, err = m.Standardize(&Matrix{Name: "bad", Rows: 1, Cols: 2, X: []float64{1, 2}})
+	assert.ErrorContains(t, err, "columns")
+}
