@@ -40,7 +40,9 @@ type FFJORDConfig struct {
 	// Solver configures the solves; nil means dopri5 with rtol = atol = 1e-6
 	// (the paper's setting).
 	Solver *odeint.Options
-	// GridIntervals of each block's statistics grid; 0 means adjointx's default.
+	// GridIntervals of each block's statistics grid; 0 shares adjointx's
+	// default (100) among the blocks, ⌈100/Blocks⌉ each, so an iteration
+	// samples about 100 grid points in all, as the paper.
 	GridIntervals int
 	// Seed seeds the probes' generator.
 	Seed uint64
@@ -102,13 +104,16 @@ func NewFFJORD(backend backends.Backend, ctx *context.Context, cfg FFJORDConfig)
 	default:
 		return nil, fmt.Errorf("%w: FFJORD activation %q (want tanh or softplus)", ErrInvalid, cfg.Activation)
 	}
-	if cfg.Dim < 1 || cfg.Blocks < 1 || !(cfg.T1 > 0) || math.IsInf(cfg.T1, 0) {
+	if cfg.Dim < 1 || cfg.Blocks < 1 || cfg.GridIntervals < 0 || !(cfg.T1 > 0) || math.IsInf(cfg.T1, 0) {
 		return nil, fmt.Errorf("%w: FFJORD dimension %d, %d blocks, T1 %g", ErrInvalid, cfg.Dim, cfg.Blocks, cfg.T1)
 	}
 	for _, h := range cfg.Hidden {
 		if h < 1 {
 			return nil, fmt.Errorf("%w: FFJORD hidden widths %v", ErrInvalid, cfg.Hidden)
 		}
+	}
+	if cfg.GridIntervals == 0 {
+		cfg.GridIntervals = (adjointx.DefaultGridIntervals + cfg.Blocks - 1) / cfg.Blocks
 	}
 	if cfg.EvalTrace == field.Hutchinson && cfg.Dim <= 16 {
 		cfg.EvalTrace = field.ExactTrace

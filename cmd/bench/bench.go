@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/snopt-go/snopt/trainer"
@@ -28,28 +29,41 @@ func lrFor(o options, name string) float64 {
 	return defaultLR[o.Problem][name]
 }
 
-// runBench runs every optimizer, prints the tables (a diverged or failed
-// run keeps its row, saying so) and fails when any run did not finish.
+// runBench runs every optimizer (with -seeds, once per seed), prints the
+// tables (a diverged or failed run keeps its row, saying so) and fails when
+// any run did not finish.
 func runBench(o options) error {
 	var results []*workerResult
 	var problems []string
-	for _, name := range optimizerList(o) {
-		r, err := spawn(o, name, lrFor(o, name), fmt.Sprintf("%s-%s", o.Problem, name))
-		if err != nil {
-			// A failed optimizer is a result, not the end of the comparison.
-			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
-			problems = append(problems, err.Error())
-			results = append(results, &workerResult{Optimizer: name, LR: lrFor(o, name), Divergence: "failed: " + err.Error()})
-			continue
+	var report strings.Builder
+	for s := range o.Seeds {
+		os1 := o
+		os1.Seed, os1.DataSeed = o.Seed+uint64(s), o.dataSeed()
+		var seedResults []*workerResult
+		for _, name := range optimizerList(o) {
+			tag := fmt.Sprintf("%s-%s", o.Problem, name)
+			if o.Seeds > 1 {
+				tag += fmt.Sprintf("-seed%d", os1.Seed)
+			}
+			r, err := spawn(os1, name, lrFor(o, name), tag)
+			if err != nil {
+				// A failed optimizer is a result, not the end of the comparison.
+				fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+				problems = append(problems, err.Error())
+				r = &workerResult{Optimizer: name, LR: lrFor(o, name), Seed: os1.Seed, Divergence: "failed: " + err.Error()}
+			} else if r.DivergedAt > 0 {
+				problems = append(problems, fmt.Sprintf("%s (seed %d) diverged at iteration %d", name, os1.Seed, r.DivergedAt))
+			}
+			seedResults = append(seedResults, r)
 		}
-		if r.DivergedAt > 0 {
-			problems = append(problems, fmt.Sprintf("%s diverged at iteration %d", name, r.DivergedAt))
-		}
-		results = append(results, r)
+		report.WriteString(tables(os1, seedResults) + trueNLLLine(seedResults) + timeToTarget(finished(seedResults)))
+		results = append(results, seedResults...)
 	}
-	report := tables(o, results) + timeToTarget(finished(results))
-	fmt.Print(report)
-	if err := os.WriteFile(filepath.Join(o.Out, o.Problem+"-tables.md"), []byte(report), 0o644); err != nil {
+	if o.Seeds > 1 {
+		report.WriteString(seedSummary(o, results))
+	}
+	fmt.Print(report.String())
+	if err := os.WriteFile(filepath.Join(o.Out, o.Problem+"-tables.md"), []byte(report.String()), 0o644); err != nil {
 		return err
 	}
 	if err := plots(o, results); err != nil {
@@ -59,6 +73,63 @@ func runBench(o options) error {
 		return errors.New(strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// trueNLLLine states the stand-in density's exact test NLL, when known.
+func trueNLLLine(rs []*workerResult) string {
+	for _, r := range rs {
+		if r.TrueNLL != nil {
+			return fmt.Sprintf("\nThe stand-in density's exact NLL on the same test rows: %.4f nats (the best any model can reach).\n", *r.TrueNLL)
+		}
+	}
+	return ""
+}
+
+// seedSummary reports, per optimizer, the mean and the spread (sample
+// standard deviation, min–max) of the final test metric over the seeds, with
+// the mean time and memory per iteration.
+func seedSummary(o options, rs []*workerResult) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n## %s — over %d seeds (%d … %d)\n\n", o.Problem, o.Seeds, o.Seed, o.Seed+uint64(o.Seeds)-1)
+	metric := "metric"
+	for _, r := range rs {
+		if r.MetricName != "" {
+			metric = r.MetricName
+		}
+	}
+	fmt.Fprintf(&b, "| optimizer | finished | test %s mean | sd | min | max | s/iter mean | peak RSS MiB mean |\n|---|---|---|---|---|---|---|---|\n", metric)
+	for _, name := range optimizerList(o) {
+		var vals, secs, rss []float64
+		for _, r := range finished(rs) {
+			if r.Optimizer == name {
+				vals, secs, rss = append(vals, r.FinalMetric), append(secs, r.SecPerIter), append(rss, r.PeakRSSMiB)
+			}
+		}
+		if len(vals) == 0 {
+			fmt.Fprintf(&b, "| %s | 0/%d | – | – | – | – | – | – |\n", name, o.Seeds)
+			continue
+		}
+		mean, sd := meanSD(vals)
+		ms, _ := meanSD(secs)
+		mr, _ := meanSD(rss)
+		fmt.Fprintf(&b, "| %s | %d/%d | %.4f | %.4f | %.4f | %.4f | %.3f | %.0f |\n", name, len(vals), o.Seeds, mean, sd,
+			slices.Min(vals), slices.Max(vals), ms, mr)
+	}
+	return b.String()
+}
+
+// meanSD is the mean and the sample standard deviation (0 for one value).
+func meanSD(v []float64) (mean, sd float64) {
+	for _, x := range v {
+		mean += x / float64(len(v))
+	}
+	if len(v) < 2 {
+		return mean, 0
+	}
+	for _, x := range v {
+		sd += (x - mean) * (x - mean) / float64(len(v)-1)
+	}
+	return mean, math.Sqrt(sd)
 }
 
 // finished are the runs that completed.
@@ -102,7 +173,11 @@ func tables(o options, rs []*workerResult) string {
 	if o.Budget <= 0 {
 		budget = fmt.Sprintf("%d iterations", o.Iters)
 	}
-	fmt.Fprintf(&b, "\n## %s — budget %s per optimizer, batch %d\n\n", o.Problem, budget, o.Batch)
+	seed := ""
+	if o.Seeds > 1 {
+		seed = fmt.Sprintf(", seed %d", o.Seed)
+	}
+	fmt.Fprintf(&b, "\n## %s — budget %s per optimizer, batch %d%s\n\n", o.Problem, budget, o.Batch, seed)
 	metric := "metric"
 	for _, r := range rs {
 		if r.MetricName != "" {
@@ -195,6 +270,9 @@ func plots(o options, rs []*workerResult) error {
 			return err
 		}
 		label := fmt.Sprintf("%s (lr %g)", r.Optimizer, r.LR)
+		if o.Seeds > 1 {
+			label += fmt.Sprintf(", seed %d", r.Seed)
+		}
 		if st := r.status(); st != "" {
 			label += ", " + st
 		}

@@ -67,13 +67,25 @@ type options struct {
 	SweepRange      string  `json:"sweep_range"`
 	Grid            string  `json:"grid"`
 	FinalSize       int     `json:"final_size"`
+	// Seeds runs every optimizer with seeds Seed … Seed+Seeds−1.
+	Seeds int `json:"seeds"`
+	// DataSeed seeds the stand-in data sets; 0 means Seed.
+	DataSeed uint64 `json:"data_seed"`
+}
+
+// dataSeed is the seed of the stand-in data sets.
+func (o options) dataSeed() uint64 {
+	if o.DataSeed != 0 {
+		return o.DataSeed
+	}
+	return o.Seed
 }
 
 // knownOptimizers are the optimizers the bench compares.
 var knownOptimizers = []string{"adam", "sgd", "snopt"}
 
 // knownProblems are the problems the bench trains.
-var knownProblems = []string{"mnist", "circle", "spoad", "artwr", "chart"}
+var knownProblems = []string{"mnist", "circle", "spoad", "artwr", "chart", "gas", "miniboone"}
 
 // sweepBounds parses -sweep-range ("lo:hi"); without it every rate is in range.
 func (o options) sweepBounds() (lo, hi float64, err error) {
@@ -190,7 +202,7 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.Usage = usage(fs)
-	fs.StringVar(&o.Problem, "problem", "mnist", "problem: "+strings.Join(knownProblems, ", ")+" (the last three: UEA time series, stand-ins unless -data)")
+	fs.StringVar(&o.Problem, "problem", "mnist", "problem: "+strings.Join(knownProblems, ", ")+" (spoad, artwr, chart: UEA time series; gas, miniboone: FFJORD density estimation; stand-ins unless -data)")
 	fs.StringVar(&o.Optimizers, "optimizers", "adam,sgd,snopt", "comma-separated optimizers to compare")
 	fs.DurationVar(&o.Budget, "budget", 0, "training wall-clock budget per optimizer (e.g. 10m)")
 	fs.IntVar(&o.Iters, "iters", 0, "iterations per optimizer (when no budget)")
@@ -202,6 +214,8 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 	fs.IntVar(&o.CheckpointEvery, "checkpoint-every", 50, "write a checkpoint every N iterations (and at the end)")
 	fs.StringVar(&o.Out, "out", "bench-out", "output folder (CSV logs, checkpoints, PNG curves, tables)")
 	fs.Uint64Var(&o.Seed, "seed", 1, "random seed")
+	fs.IntVar(&o.Seeds, "seeds", 1, "run every optimizer with seeds -seed … -seed+N−1 and report mean and spread")
+	fs.Uint64Var(&o.DataSeed, "data-seed", 0, "seed of the stand-in data sets (0: -seed; -seeds keeps it at the first seed)")
 	fs.Var(o.LR, "lr", "learning rates, e.g. adam=1e-3,sgd=0.1,snopt=0.01 (defaults per problem)")
 	fs.Float64Var(&o.WD, "wd", 0, "weight decay for every optimizer")
 	fs.Float64Var(&o.LRDecay, "lr-decay", 1, "multiply every learning rate by this every -lr-decay-every iterations")
@@ -217,7 +231,7 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 	fs.Float64Var(&o.T1Recovered, "t1-recovered", freehorizon.DefaultFloor, "Table 3: the t1 a run from a small start counts as recovered at")
 	fs.StringVar(&o.T1Curvature, "t1-curvature", freehorizon.SquaredMean.String(), "feedback policy's (dL/dt1)² in Q_TT: squared-mean or mean-square")
 	fs.Float64Var(&o.Tol, "tol", 0, "ODE solver rtol = atol (0: per problem)")
-	fs.StringVar(&o.Data, "data", "", "MNIST idx folder (default: the GoMNIST module's), or the folder of <Name>_TRAIN.ts and <Name>_TEST.ts (default: stand-ins)")
+	fs.StringVar(&o.Data, "data", "", "MNIST idx folder (default: the GoMNIST module's), the folder of <Name>_TRAIN.ts and <Name>_TEST.ts, or of train/val/test .npy or .csv (default: stand-ins)")
 	fs.BoolVar(&o.Progress, "progress", true, "show a progress bar")
 	fs.BoolVar(&o.Resume, "resume", false, "resume each optimizer from its checkpoint in -out (same settings required)")
 	fs.StringVar(&o.SweepRange, "sweep-range", "", "sweep only learning rates in lo:hi")
@@ -237,6 +251,9 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 	}
 	if sp, ok := seriesProblems[o.Problem]; ok && !set["batch"] {
 		o.Batch = sp.batch // App. A.4's batch sizes
+	}
+	if tp, ok := tabularProblems[o.Problem]; ok && !set["batch"] {
+		o.Batch = tp.batch
 	}
 	if md.table3 && !set["optimizers"] {
 		// Table 3 pairs the feedback policy with SNOpt, as the paper's
@@ -310,6 +327,8 @@ func validate(o options, md mode, set map[string]bool) error {
 		{finite(o.T1Recovered) && o.T1Recovered > 0, "t1-recovered", o.T1Recovered, "a finite number > 0"},
 		{finite(o.Tol) && o.Tol >= 0, "tol", o.Tol, "a finite number ≥ 0 (0: the problem's default)"},
 		{o.FinalSize >= 0, "final-size", o.FinalSize, "≥ 0"},
+		{o.Seeds >= 1, "seeds", o.Seeds, "≥ 1"},
+		{o.Seeds == 1 || !(md.sweep || md.table3), "seeds", o.Seeds, "1 with -sweep or -table3"},
 		{!(md.sweep && md.table3), "table3", true, "not together with -sweep"},
 	}
 	for _, c := range checks {
@@ -400,6 +419,7 @@ func spawn(o options, optimizer string, lr float64, tag string) (*workerResult, 
 		"-t1-reg", fmt.Sprint(o.T1Reg), "-t1-every", fmt.Sprint(o.T1Every), "-t1-warmup", fmt.Sprint(o.T1Warmup),
 		"-t1-decay", fmt.Sprint(o.T1Decay), "-t1-curvature", o.T1Curvature, "-tol", fmt.Sprint(o.Tol),
 		"-sweep-range", o.SweepRange, "-final-size", fmt.Sprint(o.FinalSize),
+		"-seeds", fmt.Sprint(o.Seeds), "-data-seed", fmt.Sprint(o.dataSeed()),
 		fmt.Sprintf("-progress=%v", o.Progress), fmt.Sprintf("-resume=%v", o.Resume),
 		"-worker", resultPath, "-worker-parent", fmt.Sprint(os.Getpid()),
 	}

@@ -62,6 +62,9 @@ func TestCommandLineIsValidated(t *testing.T) {
 		{[]string{"-iters", "1", "-data", "/no/such/dir"}, "-data /no/such/dir"},
 		{[]string{"-iters", "1", "-lr-decay", "0.5"}, "-lr-decay-every 0: want > 0 with -lr-decay"},
 		{[]string{"-iters", "1", "-lr-decay", "1.5", "-lr-decay-every", "3"}, "-lr-decay 1.5"},
+		{[]string{"-problem", "gas", "-iters", "1", "-seeds", "0"}, "-seeds 0"},
+		{[]string{"-problem", "gas", "-iters", "1", "-t1", "2"}, "-t1 2"},
+		{[]string{"-sweep", "-iters", "1", "-seeds", "2"}, "-seeds 2: want 1 with -sweep"},
 	} {
 		_, _, err := parseArgs(c.args, &bytes.Buffer{})
 		require.Error(t, err, "%v", c.args)
@@ -74,7 +77,7 @@ func TestCommandLineIsValidated(t *testing.T) {
 	var exit *exec.ExitError
 	require.ErrorAs(t, err, &exit)
 	assert.Equal(t, 2, exit.ExitCode())
-	assert.Contains(t, stderr.String(), "-problem nope: want one of mnist, circle, spoad, artwr, chart")
+	assert.Contains(t, stderr.String(), "-problem nope: want one of mnist, circle, spoad, artwr, chart, gas, miniboone")
 }
 
 // TestHelpShowsExamplesAndHidesInternalFlags.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -36,25 +37,13 @@ func loadSeries(o options) (train, test *datasets.TimeSeries, err error) {
 	spec := datasets.Archive[o.Problem]
 	dir := o.Data
 	if dir == "" {
-		dir = filepath.Join(o.Out, fmt.Sprintf("standin-seed%d", o.Seed))
+		dir = filepath.Join(o.Out, fmt.Sprintf("standin-seed%d", o.dataSeed()))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, nil, err
 		}
-		tr, te := datasets.StandIn(spec, o.Seed)
+		tr, te := datasets.StandIn(spec, o.dataSeed())
 		for suffix, ts := range map[string]*datasets.TimeSeries{"_TRAIN.ts": tr, "_TEST.ts": te} {
-			path := filepath.Join(dir, spec.Name+suffix)
-			if _, err := os.Stat(path); err == nil {
-				continue // deterministic for the seed: written by an earlier run
-			}
-			var buf bytes.Buffer
-			if err := datasets.WriteTS(&buf, ts); err != nil {
-				return nil, nil, err
-			}
-			tmp := fmt.Sprintf("%s.tmp-%d", path, os.Getpid())
-			if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
-				return nil, nil, err
-			}
-			if err := os.Rename(tmp, path); err != nil {
+			if err := writeOnce(filepath.Join(dir, spec.Name+suffix), func(w io.Writer) error { return datasets.WriteTS(w, ts) }); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -75,6 +64,23 @@ func loadSeries(o options) (train, test *datasets.TimeSeries, err error) {
 		return nil, nil, err
 	}
 	return train, test, nil
+}
+
+// writeOnce writes a deterministic stand-in file atomically unless an
+// earlier run already wrote it.
+func writeOnce(path string, write func(w io.Writer) error) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	var buf bytes.Buffer
+	if err := write(&buf); err != nil {
+		return err
+	}
+	tmp := fmt.Sprintf("%s.tmp-%d", path, os.Getpid())
+	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // newSeriesProblem builds the ODE-RNN problem with its data.

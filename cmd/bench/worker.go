@@ -45,6 +45,10 @@ type workerResult struct {
 	// gradient was not finite; 0 when the run finished.
 	DivergedAt int    `json:"diverged_at,omitempty"`
 	Divergence string `json:"divergence,omitempty"`
+	// TrueNLL is the exact NLL of a stand-in density on the final test rows.
+	TrueNLL *float64 `json:"true_nll,omitempty"`
+	// Seed is the run's -seed.
+	Seed uint64 `json:"seed"`
 }
 
 // defaultLR per problem and optimizer (overridable with -lr; see -sweep).
@@ -56,6 +60,9 @@ var defaultLR = map[string]map[string]float64{
 	"spoad": {"adam": 3e-3, "sgd": 3e-2, "snopt": 3e-2},
 	"artwr": {"adam": 3e-3, "sgd": 3e-2, "snopt": 3e-2},
 	"chart": {"adam": 3e-3, "sgd": 3e-2, "snopt": 3e-2},
+	// FFJORD: Adam at FFJORD's 1e-3; not swept yet.
+	"gas":       {"adam": 1e-3, "sgd": 3e-2, "snopt": 1e-2},
+	"miniboone": {"adam": 1e-3, "sgd": 3e-2, "snopt": 1e-2},
 }
 
 func newOptimizer(name string, lr, wd float64, refresh int) (snoptx.Optimizer, error) {
@@ -79,6 +86,13 @@ type problem struct {
 	stream  trainer.Stateful  // the training stream's position, checkpointed
 	eval    trainer.Evaluator // periodic (subset)
 	final   trainer.Evaluator // the whole test set
+	// extra state checkpointed besides the stream (e.g. a model's probes).
+	extra map[string]trainer.Stateful
+	// trueNLL is the exact test NLL of a stand-in density (NaN or 0: none).
+	trueNLL float64
+	// after, when set, runs once training ends (e.g. plots samples); tag
+	// names the run's files.
+	after func(tag string) error
 }
 
 func newProblem(o options, b backends.Backend, ctx *context.Context) (*problem, error) {
@@ -142,6 +156,9 @@ func newProblem(o options, b backends.Backend, ctx *context.Context) (*problem, 
 	}
 	if _, ok := seriesProblems[o.Problem]; ok {
 		return newSeriesProblem(o, b, ctx)
+	}
+	if _, ok := tabularProblems[o.Problem]; ok {
+		return newTabularProblem(o, b, ctx)
 	}
 	return nil, fmt.Errorf("unknown problem %q", o.Problem)
 }
@@ -220,6 +237,9 @@ func runWorker(o options, md mode) error {
 		hook = withLRDecay(hook, ctx, o.LRDecay, o.LRDecayEvery)
 	}
 	state := map[string]trainer.Stateful{"data": p.stream}
+	for k, v := range p.extra {
+		state[k] = v
+	}
 	if policy != nil {
 		state["t1"] = policy
 	}
@@ -246,6 +266,11 @@ func runWorker(o options, md mode) error {
 	if err != nil {
 		return err
 	}
+	if p.after != nil {
+		if err := p.after(tag); err != nil {
+			return err
+		}
+	}
 	var nfeF, nfeB float64
 	for _, r := range res.Records {
 		nfeF += float64(r.NFEForward)
@@ -259,7 +284,10 @@ func runWorker(o options, md mode) error {
 	out := workerResult{Optimizer: name, T1Policy: o.T1Policy, T1Start: o.T1, T1Final: t1Final, LR: lr, Iterations: res.Iterations, Seconds: res.Seconds,
 		SecPerIter: res.Seconds / float64(max(res.Iterations, 1)), PeakRSSMiB: peakRSSMiB(),
 		FinalLoss: finalLoss, FinalMetric: finalMetric, MetricName: p.model.MetricName(), CSV: csv,
-		NFEForward: nfeF / n, NFEBackward: nfeB / n}
+		NFEForward: nfeF / n, NFEBackward: nfeB / n, Seed: o.Seed}
+	if p.trueNLL != 0 && !math.IsNaN(p.trueNLL) {
+		out.TrueNLL = &p.trueNLL
+	}
 	return writeResult(resultPath, out)
 }
 
@@ -295,7 +323,8 @@ func (o options) settings(optimizer string, lr float64) map[string]string {
 		"refresh": fmt.Sprint(o.RefreshK), "t1": fmt.Sprint(o.T1), "t1-policy": o.T1Policy, "t1-lr": fmt.Sprint(o.T1LR),
 		"t1-reg": fmt.Sprint(o.T1Reg), "t1-every": fmt.Sprint(o.T1Every), "t1-warmup": fmt.Sprint(o.T1Warmup),
 		"t1-decay": fmt.Sprint(o.T1Decay), "lr-decay": fmt.Sprint(o.LRDecay), "lr-decay-every": fmt.Sprint(o.LRDecayEvery), "t1-curvature": o.T1Curvature, "tol": fmt.Sprint(o.Tol), "data": o.Data,
-		"backend": os.Getenv(backend.EnvVar),
+		"data-seed": fmt.Sprint(o.dataSeed()),
+		"backend":   os.Getenv(backend.EnvVar),
 	}
 }
 
@@ -453,6 +482,9 @@ func (p *policyState) UnmarshalBinary(data []byte) error {
 // t1 = 1, so that runs sharing an output folder never overwrite each other.
 func runTag(o options, name string) string {
 	tag := fmt.Sprintf("%s-%s", o.Problem, name)
+	if o.Seeds > 1 {
+		tag += fmt.Sprintf("-seed%d", o.Seed)
+	}
 	if (o.T1Policy != "fixed" && o.T1Policy != "") || o.T1 != 1 {
 		policy := o.T1Policy
 		if policy == "" {

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"image/color"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/context"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/snopt-go/snopt/trainer"
+	"github.com/snopt-go/snopt/zoo"
+	"github.com/snopt-go/snopt/zoo/datasets"
+)
+
+// tabularProblems are the paper's FFJORD density-estimation problems: App.
+// A.4's model and batch size.
+var tabularProblems = map[string]struct {
+	batch int
+	model func() zoo.FFJORDConfig
+}{
+	"gas":       {batch: 1000, model: zoo.GasFFJORD},
+	"miniboone": {batch: 128, model: zoo.MinibooneFFJORD},
+}
+
+// tabularData is a loaded tabular problem: training and test rows, and —
+// for a stand-in — the exact test NLL of the density it was drawn from.
+type tabularData struct {
+	train, test *datasets.Matrix
+	trueNLL     float64 // NaN for real data
+}
+
+// readSplit reads <name>.npy, or <name>.csv when there is no .npy, from dir.
+func readSplit(dir, name string) (*datasets.Matrix, error) {
+	path := filepath.Join(dir, name+".npy")
+	if _, err := os.Stat(path); err == nil {
+		return datasets.ReadNPYFile(path)
+	}
+	csv := filepath.Join(dir, name+".csv")
+	if _, err := os.Stat(csv); err == nil {
+		return datasets.ReadMatrixCSVFile(csv)
+	}
+	return nil, fmt.Errorf("%s: neither %s.npy nor %s.csv", dir, name, name)
+}
+
+// loadTabular reads train/val/test (.npy or .csv) from o.Data — the
+// MAF/FFJORD-preprocessed files, used as they are — or, without it, writes a
+// deterministic stand-in with the real shapes as .npy under o.Out, reads it
+// back, standardises it with the training statistics and computes its
+// exact test NLL in those coordinates. It says which ran.
+func loadTabular(o options, finalRows int) (*tabularData, error) {
+	spec := datasets.Tabular[o.Problem]
+	dir := o.Data
+	standIn := dir == ""
+	var dens *datasets.StandInDensity
+	if standIn {
+		dir = filepath.Join(o.Out, fmt.Sprintf("standin-%s-seed%d", o.Problem, o.dataSeed()))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		var train, val, test *datasets.Matrix
+		train, val, test, dens = datasets.TabularStandIn(spec, o.dataSeed())
+		for name, m := range map[string]*datasets.Matrix{"train": train, "val": val, "test": test} {
+			if err := writeOnce(filepath.Join(dir, name+".npy"), func(w io.Writer) error { return datasets.WriteNPY(w, m) }); err != nil {
+				return nil, err
+			}
+		}
+		fmt.Fprintf(os.Stderr, "bench: %s: the real data set is not available here; training on a deterministic stand-in "+
+			"with its shapes (%d-D, %d train / %d test rows, seed %d) written to %s — NOT the paper's Table 2 data\n",
+			o.Problem, spec.Dim, spec.Train, spec.Test, o.dataSeed(), dir)
+	} else {
+		fmt.Fprintf(os.Stderr, "bench: %s: reading train, val and test (.npy or .csv) from %s\n", o.Problem, dir)
+	}
+	d := &tabularData{trueNLL: math.NaN()}
+	var err error
+	if d.train, err = readSplit(dir, "train"); err != nil {
+		return nil, err
+	}
+	val, err := readSplit(dir, "val")
+	if err != nil {
+		return nil, err
+	}
+	if d.test, err = readSplit(dir, "test"); err != nil {
+		return nil, err
+	}
+	for _, m := range []*datasets.Matrix{d.train, val, d.test} {
+		if m.Cols != spec.Dim {
+			return nil, fmt.Errorf("%s: %s has %d columns; %s has %d dimensions", o.Problem, m.Name, m.Cols, o.Problem, spec.Dim)
+		}
+	}
+	if !standIn {
+		return d, nil
+	}
+	rows := d.test.Rows
+	if finalRows > 0 && finalRows < rows {
+		rows = finalRows
+	}
+	raw := 0.0
+	for i := range rows {
+		raw -= dens.LogProb(d.test.X[i*spec.Dim:(i+1)*spec.Dim]) / float64(rows)
+	}
+	logScale, err := d.train.Standardize(val, d.test)
+	if err != nil {
+		return nil, err
+	}
+	d.trueNLL = raw - logScale
+	return d, nil
+}
+
+// newTabularProblem builds an FFJORD problem with its data.
+func newTabularProblem(o options, b backends.Backend, ctx *context.Context) (*problem, error) {
+	finalRows := o.FinalSize
+	if finalRows <= 0 {
+		finalRows = defaultTabularFinal
+	}
+	data, err := loadTabular(o, finalRows)
+	if err != nil {
+		return nil, err
+	}
+	train := data.train
+	if o.TrainSize > 0 && o.TrainSize < train.Rows {
+		cut := *train
+		cut.Rows, cut.X = o.TrainSize, train.X[:o.TrainSize*train.Cols]
+		train = &cut
+	}
+	cfg := tabularProblems[o.Problem].model()
+	cfg.Seed = o.Seed
+	if o.Tol > 0 {
+		cfg.Solver = solverFor(o, o.Tol)
+	}
+	m, err := zoo.NewFFJORD(b, ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	batches, err := zoo.NewRowBatcher(train, o.Batch, o.Seed)
+	if err != nil {
+		return nil, err
+	}
+	evalSet, err := zoo.RowEvalBatches(data.test, o.EvalSize, 1000)
+	if err != nil {
+		return nil, err
+	}
+	fullSet, err := zoo.RowEvalBatches(data.test, finalRows, 1000)
+	if err != nil {
+		return nil, err
+	}
+	p := &problem{model: m, next: func() (*zoo.Batch, error) { return batches.Next(), nil }, stream: batches,
+		eval: meanEval(m, evalSet), final: meanEval(m, fullSet), trueNLL: data.trueNLL,
+		extra: map[string]trainer.Stateful{"probes": m}}
+	p.after = func(tag string) error {
+		n := min(1000, data.test.Rows)
+		samples, err := m.Sample(n, o.Seed+7)
+		if err != nil {
+			return err
+		}
+		return plotSamples(data.test, samples, n, o.Problem, filepath.Join(o.Out, tag+"-samples.png"))
+	}
+	return p, nil
+}
+
+// defaultTabularFinal is the number of test rows the final evaluation uses
+// when -final-size is 0 (the exact-trace evaluation of all of Gas's 10,520
+// rows takes tens of minutes on two cores).
+const defaultTabularFinal = 2000
+
+// plotSamples draws the first two coordinates of n test rows beside n model
+// samples and saves a PNG.
+func plotSamples(test *datasets.Matrix, samples *tensors.Tensor, n int, title, path string) error {
+	s, err := tensors.CopyFlatData[float32](samples)
+	if err != nil {
+		return err
+	}
+	data, model := make(plotter.XYs, n), make(plotter.XYs, n)
+	for i := range n {
+		data[i].X, data[i].Y = test.X[i*test.Cols], test.X[i*test.Cols+1]
+		model[i].X, model[i].Y = float64(s[i*test.Cols]), float64(s[i*test.Cols+1])
+	}
+	var panels []*plot.Plot
+	for _, part := range []struct {
+		name string
+		pts  plotter.XYs
+		c    color.Color
+	}{{"test data", data, color.RGBA{B: 160, A: 255}}, {"model samples", model, color.RGBA{R: 180, A: 255}}} {
+		p := plot.New()
+		p.Title.Text = fmt.Sprintf("%s: %s (coordinates 0, 1)", title, part.name)
+		p.X.Label.Text, p.Y.Label.Text = "x0", "x1"
+		sc, err := plotter.NewScatter(part.pts)
+		if err != nil {
+			return err
+		}
+		sc.GlyphStyle.Radius = vg.Points(1)
+		sc.GlyphStyle.Color = part.c
+		p.Add(sc)
+		panels = append(panels, p)
+	}
+	// One axis range for both panels.
+	for _, ax := range []func(*plot.Plot) *plot.Axis{func(p *plot.Plot) *plot.Axis { return &p.X }, func(p *plot.Plot) *plot.Axis { return &p.Y }} {
+		lo, hi := math.Min(ax(panels[0]).Min, ax(panels[1]).Min), math.Max(ax(panels[0]).Max, ax(panels[1]).Max)
+		for _, p := range panels {
+			ax(p).Min, ax(p).Max = lo, hi
+		}
+	}
+	const w, h = 12 * vg.Inch, 5.5 * vg.Inch
+	img := vgimg.New(w, h)
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Millimeter * 4}
+	canvases := plot.Align([][]*plot.Plot{panels}, tiles, dc)
+	for i, p := range panels {
+		p.Draw(canvases[0][i])
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		return errors.Join(err, f.Close())
+	}
+	return f.Close()
+}
