@@ -52,7 +52,11 @@ func runBench(o options) error {
 				problems = append(problems, err.Error())
 				r = &workerResult{Optimizer: name, LR: lrFor(o, name), Seed: os1.Seed, Divergence: "failed: " + err.Error()}
 			} else if r.DivergedAt > 0 {
-				problems = append(problems, fmt.Sprintf("%s (seed %d) diverged at iteration %d", name, os1.Seed, r.DivergedAt))
+				who := name
+				if o.Seeds > 1 {
+					who += fmt.Sprintf(" (seed %d)", os1.Seed)
+				}
+				problems = append(problems, fmt.Sprintf("%s diverged at iteration %d", who, r.DivergedAt))
 			}
 			seedResults = append(seedResults, r)
 		}
