@@ -103,6 +103,24 @@ func (c *CNF) forward(b *Batch) (*adjointx.Trajectory, float64, [][]*tensors.Ten
 	return tr, loss / float64(n), cot, nil
 }
 
+// LogDensity returns the model's log-density log p(x) of every point of the
+// batch (nats): log N(z(0)) − Δlogp(0) per point, the negative of each
+// point's contribution to the loss.
+func (c *CNF) LogDensity(b *Batch) ([]float64, error) {
+	tr, _, _, err := c.forward(b)
+	if err != nil {
+		return nil, err
+	}
+	z0 := tensors.MustCopyFlatData[float32](tr.Final()[0])
+	dlogp := tensors.MustCopyFlatData[float32](tr.Final()[1])
+	out := make([]float64, b.Size)
+	for i := range out {
+		x, y := float64(z0[2*i]), float64(z0[2*i+1])
+		out[i] = -(x*x+y*y)/2 - math.Log(2*math.Pi) - float64(dlogp[i])
+	}
+	return out, nil
+}
+
 // Step implements Model.
 func (c *CNF) Step(b *Batch, stats bool) (*StepResult, error) {
 	tr, loss, cot, err := c.forward(b)

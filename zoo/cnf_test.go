@@ -42,3 +42,23 @@ func TestCNFTrainsOnCircles(t *testing.T) {
 	t.Logf("test NLL %.4f → %.4f", before, after)
 	assert.Less(t, after, before)
 }
+
+// TestCNFLogDensityAveragesToTheLoss: the per-point log-densities average to
+// minus the batch NLL.
+func TestCNFLogDensityAveragesToTheLoss(t *testing.T) {
+	m, err := NewCNF(testutil.Backend(), context.New(), CNFConfig{Width: 8, Hidden: 4, T1: 1,
+		Solver: &odeint.Options{RTol: 1e-5, ATol: 1e-6}})
+	require.NoError(t, err)
+	b := circles(t, NewCircles(2), 12)
+	loss, _, err := m.Evaluate(b)
+	require.NoError(t, err)
+	lp, err := m.LogDensity(b)
+	require.NoError(t, err)
+	require.Len(t, lp, 12)
+	mean := 0.0
+	for _, v := range lp {
+		mean += v / 12
+	}
+	assert.InDelta(t, -loss, mean, 1e-9)
+	assert.NotEqual(t, lp[0], lp[1])
+}

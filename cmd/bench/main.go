@@ -207,7 +207,7 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 	fs.DurationVar(&o.Budget, "budget", 0, "training wall-clock budget per optimizer (e.g. 10m)")
 	fs.IntVar(&o.Iters, "iters", 0, "iterations per optimizer (when no budget)")
 	fs.IntVar(&o.Batch, "batch", 128, "mini-batch size")
-	fs.IntVar(&o.Width, "width", 16, "channels of the image model (the paper's 64 for GPU)")
+	fs.IntVar(&o.Width, "width", 16, "channels of the image model (the paper's 64 for GPU); for gas and miniboone, when given, every hidden width of the field (default: the paper's 160 and 860)")
 	fs.IntVar(&o.TrainSize, "train-size", 0, "use only the first N training samples (0: all)")
 	fs.IntVar(&o.EvalSize, "eval-size", 2000, "test samples for the periodic evaluations (the final one uses all)")
 	fs.IntVar(&o.EvalEvery, "eval-every", 50, "evaluate every N iterations (0: only at the end)")
@@ -252,8 +252,13 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 	if sp, ok := seriesProblems[o.Problem]; ok && !set["batch"] {
 		o.Batch = sp.batch // App. A.4's batch sizes
 	}
-	if tp, ok := tabularProblems[o.Problem]; ok && !set["batch"] {
-		o.Batch = tp.batch
+	if tp, ok := tabularProblems[o.Problem]; ok {
+		if !set["batch"] {
+			o.Batch = tp.batch
+		}
+		if !set["width"] {
+			o.Width = 0 // the paper's hidden widths
+		}
 	}
 	if md.table3 && !set["optimizers"] {
 		// Table 3 pairs the feedback policy with SNOpt, as the paper's
@@ -303,7 +308,7 @@ func validate(o options, md mode, set map[string]bool) error {
 		{md.table3 || o.Budget > 0 || o.Iters > 0, "budget", o.Budget, "> 0, or -iters > 0"},
 		{!md.table3 || o.Iters > 0, "iters", o.Iters, "> 0 with -table3"},
 		{o.Batch >= 1, "batch", o.Batch, "≥ 1"},
-		{o.Width >= 1, "width", o.Width, "≥ 1"},
+		{o.Width >= 1 || (o.Width == 0 && !set["width"]), "width", o.Width, "≥ 1"},
 		{o.TrainSize >= 0, "train-size", o.TrainSize, "≥ 0"},
 		{o.EvalSize >= 1, "eval-size", o.EvalSize, "≥ 1"},
 		{o.EvalEvery >= 0, "eval-every", o.EvalEvery, "≥ 0"},

@@ -13,6 +13,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/palette"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
@@ -135,6 +136,11 @@ func newTabularProblem(o options, b backends.Backend, ctx *context.Context) (*pr
 	}
 	cfg := tabularProblems[o.Problem].model()
 	cfg.Seed = o.Seed
+	if o.Width > 0 {
+		for i := range cfg.Hidden {
+			cfg.Hidden[i] = o.Width // a narrower field for short runs on a CPU
+		}
+	}
 	if o.Tol > 0 {
 		cfg.Solver = solverFor(o, o.Tol)
 	}
@@ -226,4 +232,43 @@ func plotSamples(test *datasets.Matrix, samples *tensors.Tensor, n int, title, p
 		return errors.Join(err, f.Close())
 	}
 	return f.Close()
+}
+
+// densityGrid is a model's density on a square grid (plotter.GridXYZ).
+type densityGrid struct {
+	n      int
+	lo, hi float64
+	z      []float64 // row-major, row = y index
+}
+
+func (g densityGrid) Dims() (c, r int)   { return g.n, g.n }
+func (g densityGrid) Z(c, r int) float64 { return g.z[r*g.n+c] }
+func (g densityGrid) X(c int) float64    { return g.lo + (g.hi-g.lo)*(float64(c)+0.5)/float64(g.n) }
+func (g densityGrid) Y(r int) float64    { return g.X(r) }
+
+// plotCircleDensity draws the Circle CNF's density exp(log p) on [−1.5, 1.5]².
+func plotCircleDensity(m *zoo.CNF, path string) error {
+	g := densityGrid{n: 60, lo: -1.5, hi: 1.5}
+	pts := make([]float32, 0, 2*g.n*g.n)
+	for r := range g.n {
+		for c := range g.n {
+			pts = append(pts, float32(g.X(c)), float32(g.Y(r)))
+		}
+	}
+	for lo := 0; lo < g.n*g.n; lo += 600 {
+		n := min(600, g.n*g.n-lo)
+		b := &zoo.Batch{X: tensors.FromFlatDataAndDimensions(pts[2*lo:2*(lo+n)], n, 2), Size: n}
+		lp, err := m.LogDensity(b)
+		if err != nil {
+			return err
+		}
+		for _, v := range lp {
+			g.z = append(g.z, math.Exp(v))
+		}
+	}
+	p := plot.New()
+	p.Title.Text = "circle: model density"
+	p.X.Label.Text, p.Y.Label.Text = "x0", "x1"
+	p.Add(plotter.NewHeatMap(g, palette.Heat(64, 1)))
+	return p.Save(6*vg.Inch, 6*vg.Inch, path)
 }

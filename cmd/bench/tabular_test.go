@@ -19,7 +19,13 @@ func TestTabularDefaults(t *testing.T) {
 		o, _, err := parseArgs([]string{"-problem", problem, "-iters", "1"}, &bytes.Buffer{})
 		require.NoError(t, err)
 		assert.Equal(t, batch, o.Batch, problem)
+		assert.Zero(t, o.Width, "the paper's hidden widths")
+		o, _, err = parseArgs([]string{"-problem", problem, "-iters", "1", "-width", "32"}, &bytes.Buffer{})
+		require.NoError(t, err)
+		assert.Equal(t, 32, o.Width)
 	}
+	_, _, err := parseArgs([]string{"-problem", "gas", "-iters", "1", "-width", "0"}, &bytes.Buffer{})
+	assert.ErrorContains(t, err, "-width 0")
 }
 
 // TestTabularStandIn: without -data the stand-in is written as .npy files,

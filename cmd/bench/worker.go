@@ -152,7 +152,8 @@ func newProblem(o options, b backends.Backend, ctx *context.Context) (*problem, 
 			return nil, err
 		}
 		return &problem{model: m, next: func() (*zoo.Batch, error) { return data.Batch(o.Batch) }, stream: data,
-			eval: meanEval(m, []*zoo.Batch{evalBatch}), final: meanEval(m, []*zoo.Batch{finalBatch})}, nil
+			eval: meanEval(m, []*zoo.Batch{evalBatch}), final: meanEval(m, []*zoo.Batch{finalBatch}),
+			after: func(tag string) error { return plotCircleDensity(m, filepath.Join(o.Out, tag+"-density.png")) }}, nil
 	}
 	if _, ok := seriesProblems[o.Problem]; ok {
 		return newSeriesProblem(o, b, ctx)
