@@ -240,3 +240,20 @@ func ReadIDXLabels(r io.Reader) ([]int, error) {
 	}
 	return labels, nil
 }
+
+// FashionMNISTDebianDir is where Debian's dataset-fashion-mnist package
+// installs Fashion-MNIST's idx files (gzipped).
+const FashionMNISTDebianDir = "/usr/share/datasets/fashion-mnist"
+
+// LoadFashionMNIST reads Fashion-MNIST (the same idx files and names as
+// MNIST, .gz or not) from dir and standardises the pixels with the training
+// set's mean and standard deviation.
+func LoadFashionMNIST(dir string) (train, test *Images, err error) {
+	if train, test, err = LoadMNIST(dir); err != nil {
+		return nil, nil, err
+	}
+	if _, _, err := train.StandardizeChannels(test); err != nil {
+		return nil, nil, fmt.Errorf("%w: %s: %v", ErrCorruptData, dir, err)
+	}
+	return train, test, nil
+}

@@ -123,3 +123,21 @@ func TestMNISTDirFindsTheModule(t *testing.T) {
 	_, err = os.Stat(filepath.Join(dir, "t10k-labels-idx1-ubyte.gz"))
 	assert.NoError(t, err)
 }
+
+// TestLoadFashionMNISTStandardizes: the idx files load as for MNIST and the
+// training pixels end with mean 0 and variance 1.
+func TestLoadFashionMNISTStandardizes(t *testing.T) {
+	train, test, err := LoadFashionMNIST("../testdata/mnist-small")
+	require.NoError(t, err)
+	require.Positive(t, test.N)
+	mean, sq := 0.0, 0.0
+	for _, v := range train.Pixels {
+		mean += float64(v)
+		sq += float64(v) * float64(v)
+	}
+	n := float64(len(train.Pixels))
+	assert.InDelta(t, 0, mean/n, 1e-4)
+	assert.InDelta(t, 1, sq/n, 1e-3)
+	_, _, err = LoadFashionMNIST(t.TempDir())
+	assert.ErrorIs(t, err, ErrCorruptData)
+}

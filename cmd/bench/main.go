@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/snopt-go/snopt/freehorizon"
+	"github.com/snopt-go/snopt/zoo/datasets"
 )
 
 // options are the flags shared by the orchestrator and its workers.
@@ -85,7 +86,23 @@ func (o options) dataSeed() uint64 {
 var knownOptimizers = []string{"adam", "sgd", "snopt"}
 
 // knownProblems are the problems the bench trains.
-var knownProblems = []string{"mnist", "circle", "spoad", "artwr", "chart", "gas", "miniboone"}
+var knownProblems = []string{"mnist", "fashion", "cifar10", "svhn", "circle", "spoad", "artwr", "chart", "gas", "miniboone"}
+
+// imageProblems train the image classifier.
+var imageProblems = []string{"mnist", "fashion", "cifar10", "svhn"}
+
+// dataFiles are the files -data must hold for the needsData problems.
+var dataFiles = map[string][]string{
+	"cifar10": append(append([]string{}, datasets.CIFAR10Files.Train...), datasets.CIFAR10Files.Test),
+	"svhn":    {datasets.SVHNFiles.Train, datasets.SVHNFiles.Test},
+}
+
+// needsData are the problems whose files cannot be obtained here: -data is
+// required, and says where they come from.
+var needsData = map[string]string{
+	"cifar10": "CIFAR-10's binary version (cifar-10-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html, unpacked: the folder cifar-10-batches-bin with data_batch_1..5.bin and test_batch.bin)",
+	"svhn":    "SVHN's cropped digits (train_32x32.mat and test_32x32.mat from http://ufldl.stanford.edu/housenumbers/)",
+}
 
 // sweepBounds parses -sweep-range ("lo:hi"); without it every rate is in range.
 func (o options) sweepBounds() (lo, hi float64, err error) {
@@ -320,9 +337,9 @@ func validate(o options, md mode, set map[string]bool) error {
 		{o.LRDecayEvery >= 0, "lr-decay-every", o.LRDecayEvery, "≥ 0"},
 		{o.LRDecay == 1 || o.LRDecayEvery > 0, "lr-decay-every", o.LRDecayEvery, "> 0 with -lr-decay"},
 		{finite(o.T1) && o.T1 > 0, "t1", o.T1, "a finite number > 0"},
-		{o.Problem == "mnist" || !set["t1"], "t1", o.T1, "no -t1 for " + o.Problem + " (only mnist has an adjustable end time)"},
+		{slices.Contains(imageProblems, o.Problem) || !set["t1"], "t1", o.T1, "no -t1 for " + o.Problem + " (only the image problems have an adjustable end time)"},
 		{slices.Contains([]string{"fixed", "baseline", "feedback"}, o.T1Policy), "t1-policy", o.T1Policy, "fixed, baseline or feedback"},
-		{o.Problem == "mnist" || o.T1Policy == "fixed", "t1-policy", o.T1Policy, "fixed for " + o.Problem + " (only mnist has an adjustable end time)"},
+		{slices.Contains(imageProblems, o.Problem) || o.T1Policy == "fixed", "t1-policy", o.T1Policy, "fixed for " + o.Problem + " (only the image problems have an adjustable end time)"},
 		{o.Problem == "mnist" || !md.table3, "table3", true, "-problem mnist (only mnist has an adjustable end time)"},
 		{finite(o.T1LR) && o.T1LR > 0, "t1-lr", o.T1LR, "a finite number > 0"},
 		{finite(o.T1Reg) && o.T1Reg >= 0, "t1-reg", o.T1Reg, "a finite number ≥ 0"},
@@ -349,6 +366,16 @@ func validate(o options, md mode, set map[string]bool) error {
 	}
 	if _, err := o.grid(); err != nil {
 		return err
+	}
+	if where, ok := needsData[o.Problem]; ok {
+		if o.Data == "" {
+			return bad("data", `""`, "the folder of "+where+"; they are not on this machine, and the bench does not substitute a stand-in")
+		}
+		for _, f := range dataFiles[o.Problem] {
+			if _, err := os.Stat(filepath.Join(o.Data, f)); err != nil {
+				return bad("data", o.Data, "the folder of "+where+" (no "+f+" there)")
+			}
+		}
 	}
 	if o.Data != "" {
 		if o.Problem == "circle" {
@@ -428,7 +455,7 @@ func spawn(o options, optimizer string, lr float64, tag string) (*workerResult, 
 		fmt.Sprintf("-progress=%v", o.Progress), fmt.Sprintf("-resume=%v", o.Resume),
 		"-worker", resultPath, "-worker-parent", fmt.Sprint(os.Getpid()),
 	}
-	if o.Problem == "mnist" {
+	if slices.Contains(imageProblems, o.Problem) {
 		args = append(args, "-t1", fmt.Sprint(o.T1))
 	}
 	if o.Data != "" {

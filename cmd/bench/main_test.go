@@ -77,7 +77,7 @@ func TestCommandLineIsValidated(t *testing.T) {
 	var exit *exec.ExitError
 	require.ErrorAs(t, err, &exit)
 	assert.Equal(t, 2, exit.ExitCode())
-	assert.Contains(t, stderr.String(), "-problem nope: want one of mnist, circle, spoad, artwr, chart, gas, miniboone")
+	assert.Contains(t, stderr.String(), "-problem nope: want one of mnist, fashion, cifar10, svhn, circle, spoad, artwr, chart, gas, miniboone")
 }
 
 // TestHelpShowsExamplesAndHidesInternalFlags.

@@ -80,3 +80,50 @@ func TestTabularData(t *testing.T) {
 	_, err = loadTabular(options{Problem: "gas", Data: dir}, 0)
 	assert.ErrorContains(t, err, "neither test.npy nor test.csv")
 }
+
+// TestImageProblemsNeedTheirFiles: CIFAR-10 and SVHN cannot be downloaded
+// here; without their files the command line is refused, naming what is
+// missing, instead of falling back to something else.
+func TestImageProblemsNeedTheirFiles(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-problem", "cifar10", "-iters", "1"}, "cifar-10-batches-bin"},
+		{[]string{"-problem", "svhn", "-iters", "1"}, "train_32x32.mat"},
+		{[]string{"-problem", "cifar10", "-iters", "1", "-data", dir}, "no data_batch_1.bin there"},
+		{[]string{"-problem", "svhn", "-iters", "1", "-data", dir}, "no train_32x32.mat there"},
+	} {
+		_, _, err := parseArgs(c.args, &bytes.Buffer{})
+		require.Error(t, err, "%v", c.args)
+		assert.Contains(t, err.Error(), c.want, "%v", c.args)
+	}
+}
+
+// TestCIFAR10EndToEnd: the bench trains the classifier on CIFAR-10-format
+// files (a generated fixture in the binary version's layout).
+func TestCIFAR10EndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the bench")
+	}
+	dir := t.TempDir()
+	for i, f := range append(append([]string{}, datasets.CIFAR10Files.Train...), datasets.CIFAR10Files.Test) {
+		var b bytes.Buffer
+		for r := range 8 {
+			b.WriteByte(byte((r + i) % 10))
+			for p := range 3072 {
+				b.WriteByte(byte((p*7 + r*13 + i) % 251))
+			}
+		}
+		require.NoError(t, os.WriteFile(filepath.Join(dir, f), b.Bytes(), 0o644))
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	var stdout, stderr bytes.Buffer
+	cmd := bench(t, "-problem", "cifar10", "-data", dir, "-iters", "2", "-batch", "8", "-width", "3", "-eval-size", "8",
+		"-optimizers", "snopt", "-progress=false", "-out", out)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Run(), stderr.String())
+	assert.Contains(t, stderr.String(), "cifar10: 40 training and 8 test images")
+	assert.Regexp(t, `\| snopt \| 0.01 \| 2 \|`, stdout.String())
+}
