@@ -8,9 +8,12 @@ import (
 )
 
 // Conv2D is a 2-D convolution on channels-last inputs [B, H, W, C], computed
-// as patch extraction (a gather) followed by a matrix product: the form K-FAC
-// for convolutions needs (Grosse & Martens 2016), and the pure-Go backend has
-// no gradient through its native convolution.
+// as patch extraction followed by a matrix product: the form K-FAC for
+// convolutions needs (Grosse & Martens 2016), and the pure-Go backend has no
+// gradient through its native convolution. With stride 1 the patches are the
+// K² shifted windows of the zero-padded input, concatenated, and the VJP is
+// the same construction on the output cotangent with the flipped kernel;
+// other strides gather the patches and scatter their cotangents.
 //
 // With ConcatTime, t enters as one more input channel (Chen et al. 2018's
 // ConcatConv2d). Variables "weights" [K·K·C(+1), Out] (kernel rows ordered
@@ -21,6 +24,11 @@ type Conv2D struct {
 	Out, Kernel, Stride int
 	Padding             int
 	ConcatTime, NoBias  bool
+	// AutodiffSafe gathers the patches at every stride, for a forward pass
+	// that GoMLX's reverse-mode autodiff differentiates (on the pure-Go
+	// backend it cannot differentiate Slice, which the stride-1 path uses).
+	// The layer's own Backward does not need it.
+	AutodiffSafe bool
 }
 
 var _ Layer = (*Conv2D)(nil)
@@ -89,11 +97,16 @@ func (l *Conv2D) Forward(ctx *context.Context, t, x *Node) (*Node, any) {
 		panic(fmt.Errorf("field: Conv2D %q: kernel %d does not fit input %dx%d", l.Name, l.Kernel, h, w))
 	}
 	k2 := l.Kernel * l.Kernel
-	// [B, H·W, C] + a zero pixel per image → [B·(H·W+1), C] → gather → [B·Ho·Wo·K·K, C]:
-	// rows already in patch order, no transposes.
-	flat := Reshape(Concatenate([]*Node{Reshape(x, b, h*w, c), Zeros(g, shapeLike(x, b, 1, c))}, 1), b*(h*w+1), c)
-	gathered := Gather(flat, batchIndices(g, idxVals, b, h*w+1))
-	patches := Reshape(gathered, b*ho*wo, k2*c)
+	var patches *Node
+	if max(l.Stride, 1) == 1 && !l.AutodiffSafe {
+		patches = shiftedPatches(x, l.Kernel, l.Padding)
+	} else {
+		// [B, H·W, C] + a zero pixel per image → [B·(H·W+1), C] → gather → [B·Ho·Wo·K·K, C]:
+		// rows already in patch order, no transposes.
+		flat := Reshape(Concatenate([]*Node{Reshape(x, b, h*w, c), Zeros(g, shapeLike(x, b, 1, c))}, 1), b*(h*w+1), c)
+		gathered := Gather(flat, batchIndices(g, idxVals, b, h*w+1))
+		patches = Reshape(gathered, b*ho*wo, k2*c)
+	}
 
 	scope := ctx.In(l.Name)
 	wVar := scope.VariableWithShape("weights", shapeLike(x, k2*c, l.Out))
@@ -122,6 +135,15 @@ func (l *Conv2D) Backward(_ *Node, saved any, gy *Node, bp *Backprop) *Node {
 		}
 		bp.addStats(s.wVar, s.bVar, zt, rows, s.ho*s.wo)
 	}
+	if max(l.Stride, 1) == 1 && l.Kernel-1-l.Padding >= 0 {
+		// A stride-1 convolution's input cotangent is the convolution of the
+		// output cotangent, padded by K−1−P, with the kernel flipped in both
+		// spatial axes and its channel axes swapped: one matrix product on
+		// shifted patches, no scatter. Only the first cIn input channels
+		// (not time) are needed.
+		gyPatches := shiftedPatches(Reshape(rows, kb, s.ho, s.wo, l.Out), l.Kernel, l.Kernel-1-l.Padding)
+		return Reshape(Dot(gyPatches, flippedKernel(s.w, k2, s.c, s.cIn, l.Out)), kb, s.h, s.wd, s.cIn)
+	}
 	gp := matMulT(rows, s.w) // [K·B·Ho·Wo, K·K·C]
 	updates := Reshape(gp, kb*s.ho*s.wo*k2, s.c)
 	g := gy.Graph()
@@ -132,4 +154,49 @@ func (l *Conv2D) Backward(_ *Node, saved any, gy *Node, bp *Backprop) *Node {
 		gx = Slice(gx, AxisRange(), AxisRange(), AxisRange(), AxisRange(0, s.cIn))
 	}
 	return gx
+}
+
+// padSpatial surrounds [B, H, W, C] with p zero pixels on each side.
+func padSpatial(x *Node, p int) *Node {
+	if p == 0 {
+		return x
+	}
+	d := x.Shape().Dimensions
+	g := x.Graph()
+	rows := Zeros(g, shapeLike(x, d[0], p, d[2], d[3]))
+	x = Concatenate([]*Node{rows, x, rows}, 1)
+	cols := Zeros(g, shapeLike(x, d[0], d[1]+2*p, p, d[3]))
+	return Concatenate([]*Node{cols, x, cols}, 2)
+}
+
+// shiftedPatches extracts the stride-1 patches of x [B, H, W, C] with
+// padding p as [B·Ho·Wo, K·K·C] (columns ordered (di, dj, c)): the K² shifted
+// windows of the padded input, concatenated along the channels.
+func shiftedPatches(x *Node, k, p int) *Node {
+	d := x.Shape().Dimensions
+	b, c := d[0], d[3]
+	ho, wo := d[1]+2*p-k+1, d[2]+2*p-k+1
+	xp := padSpatial(x, p)
+	parts := make([]*Node, 0, k*k)
+	for di := range k {
+		for dj := range k {
+			parts = append(parts, Slice(xp, AxisRange(), AxisRange(di, di+ho), AxisRange(dj, dj+wo), AxisRange()))
+		}
+	}
+	return Reshape(Concatenate(parts, 3), b*ho*wo, k*k*c)
+}
+
+// flippedKernel turns weights [K·K·C, Out] (rows (di, dj, c)) into the
+// kernel of the transposed convolution, [K·K·Out, cIn]: offsets reversed,
+// input and output channels swapped, input channels ≥ cIn dropped.
+func flippedKernel(w *Node, k2, c, cIn, out int) *Node {
+	w3 := Reshape(w, k2, c, out)
+	if cIn < c {
+		w3 = Slice(w3, AxisRange(), AxisRange(0, cIn), AxisRange())
+	}
+	parts := make([]*Node, k2)
+	for p := range k2 {
+		parts[k2-1-p] = Slice(w3, AxisRange(p, p+1), AxisRange(), AxisRange())
+	}
+	return Reshape(TransposeAllAxes(Concatenate(parts, 0), 0, 2, 1), k2*out, cIn)
 }

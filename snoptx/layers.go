@@ -118,7 +118,8 @@ func Conv2D(ctx *context.Context, x *Node, out, kernel, stride, padding int, use
 		panic(fmt.Sprintf("snoptx.Conv2D: input [B, H, W, C], out, kernel, stride ≥ 1 and padding ≥ 0 needed, got %s, %d, %d, %d, %d",
 			x.Shape(), out, kernel, stride, padding))
 	}
-	layer := &field.Conv2D{Name: "conv", Out: out, Kernel: kernel, Stride: stride, Padding: padding, NoBias: !useBias}
+	layer := &field.Conv2D{Name: "conv", Out: out, Kernel: kernel, Stride: stride, Padding: padding, NoBias: !useBias,
+		AutodiffSafe: true} // GoMLX's autodiff differentiates it
 	y, saved := layer.Forward(ctx, nil, x)
 	if collecting(ctx, x.Graph()) {
 		z, w, b, locations, _ := field.AffineInputs(saved)
