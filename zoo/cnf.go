@@ -141,11 +141,7 @@ func (c *CNF) Step(b *Batch, stats bool) (*StepResult, error) {
 		res.Stats = st.Layers
 	}
 	if c.params == nil {
-		known := map[string]bool{}
-		for name := range g.Params {
-			known[name] = true
-		}
-		c.params = sortedParams(c.ctx, known)
+		c.params = paramsOf(c.ctx, g.Params)
 	}
 	return res, nil
 }

@@ -297,11 +297,7 @@ func (m *FFJORD) Step(b *Batch, stats bool) (*StepResult, error) {
 		res.Stats = st.Layers
 	}
 	if m.params == nil {
-		known := map[string]bool{}
-		for name := range res.Grads {
-			known[name] = true
-		}
-		m.params = sortedParams(m.ctx, known)
+		m.params = paramsOf(m.ctx, res.Grads)
 	}
 	return res, nil
 }

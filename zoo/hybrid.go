@@ -126,11 +126,7 @@ func (h *Hybrid) Step(b *Batch, stats bool) (*StepResult, error) {
 		res.Stats = append(append(append(res.Stats, head.Stats...), odeStats.Layers...), stem.Stats...)
 	}
 	if h.params == nil {
-		names := map[string]bool{}
-		for name := range res.Grads {
-			names[name] = true
-		}
-		h.params = sortedParams(h.ctx, names)
+		h.params = paramsOf(h.ctx, res.Grads)
 	}
 	return res, nil
 }

@@ -138,6 +138,15 @@ func (r *seqRunner) collect(out []*tensors.Tensor, stats bool, grads map[string]
 	return nil
 }
 
+// paramsOf returns the trainable variables with a gradient in grads, sorted.
+func paramsOf(ctx *context.Context, grads map[string]*tensors.Tensor) []*context.Variable {
+	names := make(map[string]bool, len(grads))
+	for name := range grads {
+		names[name] = true
+	}
+	return sortedParams(ctx, names)
+}
+
 // sortedParams returns the trainable variables the given scopes hold, sorted.
 func sortedParams(ctx *context.Context, names map[string]bool) []*context.Variable {
 	var out []*context.Variable

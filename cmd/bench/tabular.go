@@ -241,10 +241,17 @@ type densityGrid struct {
 	z      []float64 // row-major, row = y index
 }
 
-func (g densityGrid) Dims() (c, r int)   { return g.n, g.n }
+// Dims implements plotter.GridXYZ: columns and rows.
+func (g densityGrid) Dims() (c, r int) { return g.n, g.n }
+
+// Z implements plotter.GridXYZ: the density at a cell.
 func (g densityGrid) Z(c, r int) float64 { return g.z[r*g.n+c] }
-func (g densityGrid) X(c int) float64    { return g.lo + (g.hi-g.lo)*(float64(c)+0.5)/float64(g.n) }
-func (g densityGrid) Y(r int) float64    { return g.X(r) }
+
+// X implements plotter.GridXYZ: a column's centre.
+func (g densityGrid) X(c int) float64 { return g.lo + (g.hi-g.lo)*(float64(c)+0.5)/float64(g.n) }
+
+// Y implements plotter.GridXYZ: a row's centre.
+func (g densityGrid) Y(r int) float64 { return g.X(r) }
 
 // plotCircleDensity draws the Circle CNF's density exp(log p) on [−1.5, 1.5]².
 func plotCircleDensity(m *zoo.CNF, path string) error {
