@@ -46,6 +46,14 @@ type Options struct {
 	// which Kronecker statistics are sampled (trapezoid rule); 0 means
 	// DefaultGridIntervals.
 	GridIntervals int
+	// StatsBatch, when positive and smaller than the batch, estimates the
+	// Kronecker statistics at each grid point from the first StatsBatch
+	// samples only (every state tensor must carry the batch on axis 0): A
+	// and B are means over samples, so the sub-batch's means estimate them
+	// without bias, with the per-sample cotangents rescaled to the whole
+	// batch (g = B·(∂F/∂h)ᵀq as before). A refresh then costs about
+	// StatsBatch/B of its full-batch price. 0 uses the whole batch.
+	StatsBatch int
 }
 
 // Block is an ODE block x(t1) = ODESolve(x(t0), t0, t1, F) trained with the
@@ -85,6 +93,9 @@ func NewBlock(backend backends.Backend, ctx *context.Context, f field.Field, opt
 	}
 	if b.opts.GridIntervals < 0 {
 		return nil, invalidf("GridIntervals = %d, want ≥ 0", b.opts.GridIntervals)
+	}
+	if b.opts.StatsBatch < 0 {
+		return nil, invalidf("StatsBatch = %d, want ≥ 0", b.opts.StatsBatch)
 	}
 	if b.opts.GridIntervals == 0 {
 		b.opts.GridIntervals = DefaultGridIntervals

@@ -89,6 +89,22 @@ func (p *plan) statsGraph(kernel *statsKernel) func(ctx *context.Context, in []*
 			}
 		}
 		acc := in[3+2*n+r*n:]
+		if m := p.b.opts.StatsBatch; m > 0 {
+			// The first m samples; per-sample cotangents are batch·(∂F/∂h)ᵀq
+			// for the whole batch, so B (quadratic in them) gains (batch/m)².
+			batch := x[0].Shape().Dimensions[0]
+			if m < batch {
+				for j := range x {
+					x[j] = Slice(x[j], AxisRange(0, m))
+				}
+				for i, v := range y {
+					if v != nil {
+						y[i] = Slice(v, AxisRange(0, m))
+					}
+				}
+				s = MulScalar(s, float64(batch)/float64(m))
+			}
+		}
 		req := &field.StatsRequest{From: 0, To: 1, Scale: 1}
 		if r > 0 {
 			req.From, req.To = 1, 1+r

@@ -356,3 +356,41 @@ func TestSharedGridCountsEveryPointOnce(t *testing.T) {
 	_, err = b.Backward(first, [][]*tensors.Tensor{nil, {c1}}, &BackwardOptions{Stats: &two, Grid: &Grid{T0: 0, T1: 1}})
 	assert.ErrorIs(t, err, ErrInvalidInput)
 }
+
+// TestStatsBatchEstimatesTheBatchMeans: on a batch made of the first m rows
+// repeated, statistics from the first m samples (StatsBatch = m) equal the
+// whole batch's: the sub-batch's means are the batch means there, and its
+// cotangents must be rescaled to the whole batch. On a batch of distinct rows
+// they differ.
+func TestStatsBatchEstimatesTheBatchMeans(t *testing.T) {
+	const m, reps, d = 2, 3, 3
+	rng := rand.New(rand.NewPCG(5, 6))
+	first, cot0 := vals(t, randn(rng, m, d)), vals(t, randn(rng, m, d))
+	var xs, cs []float64
+	for range reps {
+		xs, cs = append(xs, first...), append(cs, cot0...)
+	}
+	x0 := tensors.FromFlatDataAndDimensions(xs, m*reps, d)
+	cot := [][]*tensors.Tensor{nil, {tensors.FromFlatDataAndDimensions(cs, m*reps, d)}}
+	distinct := randn(rng, m*reps, d)
+	factors := func(statsBatch int, x *tensors.Tensor) []LayerFactors {
+		b := newBlock(t, newCtx(13, 0.6), mlpField(d, 5, true),
+			&Options{Forward: tolOpts(1e-10), GridIntervals: 6, StatsBatch: statsBatch})
+		tr, err := b.Forward([]*tensors.Tensor{x}, []float64{0, 0.9})
+		require.NoError(t, err)
+		var st Stats
+		_, err = b.Backward(tr, cot, &BackwardOptions{Stats: &st})
+		require.NoError(t, err)
+		return st.Layers
+	}
+	full, sub := factors(0, x0), factors(m, x0)
+	require.Len(t, sub, len(full))
+	for i := range full {
+		assert.InDeltaSlice(t, vals(t, full[i].A), vals(t, sub[i].A), 1e-10, "A of %s", full[i].Layer)
+		assert.InDeltaSlice(t, vals(t, full[i].B), vals(t, sub[i].B), 1e-10, "B of %s", full[i].Layer)
+	}
+	fullD, subD := factors(0, distinct), factors(m, distinct)
+	assert.NotEqual(t, vals(t, fullD[0].A), vals(t, subD[0].A))
+	_, err := NewBlock(testutil.Backend(), newCtx(1, 1), mlpField(d, 5, true), &Options{StatsBatch: -1})
+	assert.ErrorIs(t, err, ErrInvalidInput)
+}

@@ -27,6 +27,10 @@ type ClassifierConfig struct {
 	Solver *odeint.Options
 	// GridIntervals of the statistics time grid; 0 means adjointx's default.
 	GridIntervals int
+	// StatsBatch estimates the ODE block's Kronecker statistics from the
+	// first StatsBatch samples of each batch (adjointx.Options.StatsBatch);
+	// 0 uses the whole batch.
+	StatsBatch int
 }
 
 // Classifier is the image classifier of Table 4: a convolutional feature
@@ -95,7 +99,7 @@ func NewClassifier(backend backends.Backend, ctx *context.Context, cfg Classifie
 	c.odeField = odeField(w)
 	c.head.seq = field.NewSequential(field.NewReLU(), field.GlobalAvgPool{}, &field.Linear{Name: "fc", Out: cfg.Classes})
 	block, err := adjointx.NewBlock(backend, c.ctx.In("ode"), c.odeField,
-		&adjointx.Options{Forward: cfg.Solver, GridIntervals: cfg.GridIntervals})
+		&adjointx.Options{Forward: cfg.Solver, GridIntervals: cfg.GridIntervals, StatsBatch: cfg.StatsBatch})
 	if err != nil {
 		return nil, err
 	}

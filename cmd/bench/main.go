@@ -72,6 +72,8 @@ type options struct {
 	Seeds int `json:"seeds"`
 	// DataSeed seeds the stand-in data sets; 0 means Seed.
 	DataSeed uint64 `json:"data_seed"`
+	// StatsBatch is the image classifier's sub-batch for SNOpt's statistics.
+	StatsBatch int `json:"stats_batch"`
 }
 
 // dataSeed is the seed of the stand-in data sets.
@@ -238,6 +240,7 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 	fs.Float64Var(&o.LRDecay, "lr-decay", 1, "multiply every learning rate by this every -lr-decay-every iterations")
 	fs.IntVar(&o.LRDecayEvery, "lr-decay-every", 0, "learning-rate decay period in iterations (0: no decay)")
 	fs.IntVar(&o.RefreshK, "refresh", 100, "SNOpt: refresh the eigenbases every K iterations")
+	fs.IntVar(&o.StatsBatch, "stats-batch", 0, "SNOpt, image problems: Kronecker statistics of the ODE block from the first N samples of the batch (0: all)")
 	fs.Float64Var(&o.T1, "t1", 1, "integration end time of the image model (> 0)")
 	fs.StringVar(&o.T1Policy, "t1-policy", "fixed", "end time t1: fixed, baseline (first order) or feedback (eq. 16)")
 	fs.Float64Var(&o.T1LR, "t1-lr", 0.1, "end-time learning rate η")
@@ -350,6 +353,7 @@ func validate(o options, md mode, set map[string]bool) error {
 		{finite(o.Tol) && o.Tol >= 0, "tol", o.Tol, "a finite number ≥ 0 (0: the problem's default)"},
 		{o.FinalSize >= 0, "final-size", o.FinalSize, "≥ 0"},
 		{o.Seeds >= 1, "seeds", o.Seeds, "≥ 1"},
+		{o.StatsBatch >= 0, "stats-batch", o.StatsBatch, "≥ 0"},
 		{o.Seeds == 1 || !(md.sweep || md.table3), "seeds", o.Seeds, "1 with -sweep or -table3"},
 		{!(md.sweep && md.table3), "table3", true, "not together with -sweep"},
 	}
@@ -451,7 +455,7 @@ func spawn(o options, optimizer string, lr float64, tag string) (*workerResult, 
 		"-t1-reg", fmt.Sprint(o.T1Reg), "-t1-every", fmt.Sprint(o.T1Every), "-t1-warmup", fmt.Sprint(o.T1Warmup),
 		"-t1-decay", fmt.Sprint(o.T1Decay), "-t1-curvature", o.T1Curvature, "-tol", fmt.Sprint(o.Tol),
 		"-sweep-range", o.SweepRange, "-final-size", fmt.Sprint(o.FinalSize),
-		"-seeds", fmt.Sprint(o.Seeds), "-data-seed", fmt.Sprint(o.dataSeed()),
+		"-seeds", fmt.Sprint(o.Seeds), "-data-seed", fmt.Sprint(o.dataSeed()), "-stats-batch", fmt.Sprint(o.StatsBatch),
 		fmt.Sprintf("-progress=%v", o.Progress), fmt.Sprintf("-resume=%v", o.Resume),
 		"-worker", resultPath, "-worker-parent", fmt.Sprint(os.Getpid()),
 	}

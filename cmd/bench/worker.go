@@ -109,7 +109,7 @@ func newProblem(o options, b backends.Backend, ctx *context.Context) (*problem, 
 		}
 		train = train.Subset(o.TrainSize)
 		m, err := zoo.NewClassifier(b, ctx, zoo.ClassifierConfig{Width: o.Width, T1: o.T1, Classes: train.Classes,
-			Solver: solverFor(o, 1e-3)})
+			Solver: solverFor(o, 1e-3), StatsBatch: o.StatsBatch})
 		if err != nil {
 			return nil, err
 		}
@@ -361,7 +361,7 @@ func (o options) settings(optimizer string, lr float64) map[string]string {
 		"refresh": fmt.Sprint(o.RefreshK), "t1": fmt.Sprint(o.T1), "t1-policy": o.T1Policy, "t1-lr": fmt.Sprint(o.T1LR),
 		"t1-reg": fmt.Sprint(o.T1Reg), "t1-every": fmt.Sprint(o.T1Every), "t1-warmup": fmt.Sprint(o.T1Warmup),
 		"t1-decay": fmt.Sprint(o.T1Decay), "lr-decay": fmt.Sprint(o.LRDecay), "lr-decay-every": fmt.Sprint(o.LRDecayEvery), "t1-curvature": o.T1Curvature, "tol": fmt.Sprint(o.Tol), "data": o.Data,
-		"data-seed": fmt.Sprint(o.dataSeed()),
+		"data-seed": fmt.Sprint(o.dataSeed()), "stats-batch": fmt.Sprint(o.StatsBatch),
 		"backend":   os.Getenv(backend.EnvVar),
 	}
 }
