@@ -362,7 +362,7 @@ func (o options) settings(optimizer string, lr float64) map[string]string {
 		"t1-reg": fmt.Sprint(o.T1Reg), "t1-every": fmt.Sprint(o.T1Every), "t1-warmup": fmt.Sprint(o.T1Warmup),
 		"t1-decay": fmt.Sprint(o.T1Decay), "lr-decay": fmt.Sprint(o.LRDecay), "lr-decay-every": fmt.Sprint(o.LRDecayEvery), "t1-curvature": o.T1Curvature, "tol": fmt.Sprint(o.Tol), "data": o.Data,
 		"data-seed": fmt.Sprint(o.dataSeed()), "stats-batch": fmt.Sprint(o.StatsBatch),
-		"backend":   os.Getenv(backend.EnvVar),
+		"backend": os.Getenv(backend.EnvVar),
 	}
 }
 
