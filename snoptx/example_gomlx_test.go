@@ -50,7 +50,7 @@ func ExampleAttach() {
 		return []*Node{snoptx.Dense(ctx.In("out"), h, true, 1)}
 	}
 	ctx := context.New()
-	_ = ctx.SetRNGStateFromSeed(1) // reproducible initial weights
+	_ = ctx.SetRNGStateFromSeed(1)
 	opt, err := snoptx.SNOpt().LearningRate(0.05).RefreshEvery(10).Done() // or .FromContext(ctx)
 	if err != nil {
 		panic(err)
