@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -229,18 +230,19 @@ func meanEval(m zoo.Model, batches []*zoo.Batch) trainer.Evaluator {
 	}
 }
 
-// workerGCPercent is the workers' GOGC unless the environment sets one.
+// workerGCPercent is the image problems' GOGC unless the environment sets one.
 const workerGCPercent = 10
 
 // runWorker trains one optimizer and writes its result JSON to
 // md.worker; a divergence is a result (DivergedAt), not an error.
 func runWorker(o options, md mode) error {
 	watchParent(md.workerParent)
-	if os.Getenv("GOGC") == "" {
-		// The backend's graph executions leave short-lived buffers behind;
-		// at Go's default GOGC=100 the heap doubles before they are
-		// collected. At 10 the MNIST classifier's peak RSS falls from about
-		// 1.3 GiB to under 600 MiB at the same speed (docs/benchmarks.md).
+	if os.Getenv("GOGC") == "" && slices.Contains(imageProblems, o.Problem) {
+		// The image classifier's graph executions leave large short-lived
+		// buffers behind; at Go's default GOGC=100 the heap doubles before
+		// they are collected. At 10 its peak RSS falls from about 1.3 GiB to
+		// under 600 MiB at the same speed. The small models keep the default:
+		// there frequent collections cost ~20 % (docs/benchmarks.md).
 		debug.SetGCPercent(workerGCPercent)
 	}
 	resultPath := md.worker
