@@ -5,11 +5,14 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/snopt-go/snopt/trainer"
 	"github.com/snopt-go/snopt/zoo/datasets"
 )
 
@@ -126,4 +129,45 @@ func TestCIFAR10EndToEnd(t *testing.T) {
 	require.NoError(t, cmd.Run(), stderr.String())
 	assert.Contains(t, stderr.String(), "cifar10: 40 training and 8 test images")
 	assert.Regexp(t, `\| snopt \| 0.01 \| 2 \|`, stdout.String())
+}
+
+// TestFFJORDResumeIsBitIdentical: a Gas run killed with SIGKILL and resumed
+// logs the same rows as an uninterrupted one. The checkpoint must carry the
+// Hutchinson probes' generator besides the data stream, or the resumed
+// losses differ.
+func TestFFJORDResumeIsBitIdentical(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the bench three times")
+	}
+	dir := t.TempDir()
+	args := func(out string, extra ...string) []string {
+		return append([]string{"-problem", "gas", "-width", "8", "-batch", "16", "-tol", "1e-3", "-iters", "30",
+			"-checkpoint-every", "4", "-eval-every", "0", "-final-size", "50", "-optimizers", "snopt", "-refresh", "3",
+			"-train-size", "2000", "-progress=false", "-out", out}, extra...)
+	}
+	full, part := filepath.Join(dir, "full"), filepath.Join(dir, "part")
+	require.NoError(t, bench(t, args(full)...).Run())
+	first := bench(t, args(part)...)
+	require.NoError(t, first.Start())
+	log := filepath.Join(part, "gas-snopt.csv")
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if recs, _ := trainer.ReadCSV(log); len(recs) >= 11 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the first run made no progress")
+		time.Sleep(5 * time.Millisecond)
+	}
+	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
+	_ = first.Wait()
+	time.Sleep(1500 * time.Millisecond) // the worker dies with its orchestrator
+	rows, err := trainer.ReadCSV(log)
+	require.NoError(t, err)
+	require.Less(t, len(rows), 30, "the run was killed before it finished")
+	var out bytes.Buffer
+	resumed := bench(t, args(part, "-resume")...)
+	resumed.Stderr = &out
+	require.NoError(t, resumed.Run(), out.String())
+	assert.Contains(t, out.String(), "resumed snopt")
+	assert.Equal(t, csvRows(t, filepath.Join(full, "gas-snopt.csv")), csvRows(t, log))
 }
