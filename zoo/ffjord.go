@@ -193,18 +193,11 @@ type flow struct {
 
 // rademacher returns n·d signs ±1 as a tensor of x's dtype.
 func rademacher(rng *rand.Rand, x *tensors.Tensor, n, d int) *tensors.Tensor {
-	if x.DType().Size() == 8 {
-		v := make([]float64, n*d)
-		for i := range v {
-			v[i] = float64(2*int(rng.Uint64()&1) - 1)
-		}
-		return tensors.FromFlatDataAndDimensions(v, n, d)
-	}
-	v := make([]float32, n*d)
+	v := make([]float64, n*d)
 	for i := range v {
-		v[i] = float32(2*int(rng.Uint64()&1) - 1)
+		v[i] = float64(2*int(rng.Uint64()&1) - 1)
 	}
-	return tensors.FromFlatDataAndDimensions(v, n, d)
+	return hostval.Tensor(v, x.DType(), n, d)
 }
 
 // forward flows a batch through the blocks with the given trace mode.
@@ -216,14 +209,8 @@ func (m *FFJORD) forward(b *Batch, blocks []*adjointx.Block, mode field.TraceMod
 		return nil, fmt.Errorf("%w: FFJORD of dimension %d given inputs %s", ErrInvalid, m.cfg.Dim, b.X.Shape())
 	}
 	n, d := b.Size, m.cfg.Dim
-	var logp *tensors.Tensor
-	if b.X.DType().Size() == 8 {
-		logp = tensors.FromFlatDataAndDimensions(make([]float64, n), n, 1)
-	} else {
-		logp = tensors.FromFlatDataAndDimensions(make([]float32, n), n, 1)
-	}
 	fl := &flow{}
-	state := []*tensors.Tensor{b.X, logp}
+	state := []*tensors.Tensor{b.X, hostval.Tensor(make([]float64, n), b.X.DType(), n, 1)}
 	for _, blk := range blocks {
 		x0 := state[:2:2]
 		if mode == field.Hutchinson {
