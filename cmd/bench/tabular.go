@@ -38,7 +38,7 @@ var tabularProblems = map[string]struct {
 // for a stand-in — the exact test NLL of the density it was drawn from.
 type tabularData struct {
 	train, test *datasets.Matrix
-	trueNLL     float64 // NaN for real data
+	trueNLL     *float64 // nil for real data
 }
 
 // readSplit reads <name>.npy, or <name>.csv when there is no .npy, from dir.
@@ -82,7 +82,7 @@ func loadTabular(o options, finalRows int) (*tabularData, error) {
 	} else {
 		fmt.Fprintf(os.Stderr, "bench: %s: reading train, val and test (.npy or .csv) from %s\n", o.Problem, dir)
 	}
-	d := &tabularData{trueNLL: math.NaN()}
+	d := &tabularData{}
 	var err error
 	if d.train, err = readSplit(dir, "train"); err != nil {
 		return nil, err
@@ -114,7 +114,8 @@ func loadTabular(o options, finalRows int) (*tabularData, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.trueNLL = raw - logScale
+	trueNLL := raw - logScale
+	d.trueNLL = &trueNLL
 	return d, nil
 }
 
@@ -141,9 +142,7 @@ func newTabularProblem(o options, b backends.Backend, ctx *context.Context) (*pr
 			cfg.Hidden[i] = o.Width // a narrower field for short runs on a CPU
 		}
 	}
-	if o.Tol > 0 {
-		cfg.Solver = solverFor(o, o.Tol)
-	}
+	cfg.Solver = solverFor(o, 1e-6) // the paper's tolerance unless -tol
 	m, err := zoo.NewFFJORD(b, ctx, cfg)
 	if err != nil {
 		return nil, err

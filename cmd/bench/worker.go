@@ -95,8 +95,8 @@ type problem struct {
 	final   trainer.Evaluator // the whole test set
 	// extra state checkpointed besides the stream (e.g. a model's probes).
 	extra map[string]trainer.Stateful
-	// trueNLL is the exact test NLL of a stand-in density (NaN or 0: none).
-	trueNLL float64
+	// trueNLL is the exact test NLL of a stand-in density (nil: none).
+	trueNLL *float64
 	// after, when set, runs once training ends (e.g. plots samples); tag
 	// names the run's files.
 	after func(tag string) error
@@ -335,10 +335,7 @@ func runWorker(o options, md mode) error {
 	out := workerResult{Optimizer: name, T1Policy: o.T1Policy, T1Start: o.T1, T1Final: t1Final, LR: lr, Iterations: res.Iterations, Seconds: res.Seconds,
 		SecPerIter: res.Seconds / float64(max(res.Iterations, 1)), PeakRSSMiB: peakRSSMiB(),
 		FinalLoss: finalLoss, FinalMetric: finalMetric, MetricName: p.model.MetricName(), CSV: csv,
-		NFEForward: nfeF / n, NFEBackward: nfeB / n, Seed: o.Seed}
-	if p.trueNLL != 0 && !math.IsNaN(p.trueNLL) {
-		out.TrueNLL = &p.trueNLL
-	}
+		NFEForward: nfeF / n, NFEBackward: nfeB / n, Seed: o.Seed, TrueNLL: p.trueNLL}
 	return writeResult(resultPath, out)
 }
 
