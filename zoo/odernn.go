@@ -129,6 +129,22 @@ func (m *ODERNN) Params() []*context.Variable { return m.params }
 // the optimizer under comparison; the GRU and head train with Adam).
 func (m *ODERNN) ODEParams() []*context.Variable { return m.odeParams }
 
+// GRUHeadParams are the other trainable variables, the GRU cell's and the
+// head's (Params minus ODEParams, sorted), which App. A.4 trains with Adam.
+func (m *ODERNN) GRUHeadParams() []*context.Variable {
+	ode := map[string]bool{}
+	for _, v := range m.odeParams {
+		ode[v.ScopeAndName()] = true
+	}
+	var rest []*context.Variable
+	for _, v := range m.params {
+		if !ode[v.ScopeAndName()] {
+			rest = append(rest, v)
+		}
+	}
+	return rest
+}
+
 // zeroLastLayer creates the field's last layer with zero weights and bias
 // (once, in the inputs' dtype): F = 0 at initialisation, so the hidden
 // state does not drift over the K unit-length segments before training

@@ -143,15 +143,10 @@ func TestODERNNTrainsWithEachOptimizer(t *testing.T) {
 		require.NoError(t, err)
 		adam, err := snoptx.Adam(1e-2, 0)
 		require.NoError(t, err)
-		ode := map[string]bool{}
-		for _, v := range m.ODEParams() {
-			ode[v.ScopeAndName()] = true
-		}
-		var rest []*context.Variable
-		for _, v := range m.Params() {
-			if !ode[v.ScopeAndName()] {
-				rest = append(rest, v)
-			}
+		rest := m.GRUHeadParams()
+		require.Len(t, rest, len(m.Params())-len(m.ODEParams()))
+		for _, v := range rest {
+			require.NotContains(t, m.ODEParams(), v)
 		}
 		sa, err := snoptx.NewStepper(testutil.Backend(), ctx, adam, rest)
 		require.NoError(t, err)

@@ -124,21 +124,11 @@ func newSeriesProblem(o options, b backends.Backend, ctx *context.Context) (*pro
 // groupedUpdater trains the ODE field with opt and the GRU and head with
 // Adam (App. A.4), each with its own learning rate.
 func groupedUpdater(b backends.Backend, ctx *context.Context, m *zoo.ODERNN, opt snoptx.Optimizer) (trainer.Updater, error) {
-	ode := map[string]bool{}
-	for _, v := range m.ODEParams() {
-		ode[v.ScopeAndName()] = true
-	}
-	var rest []*context.Variable
-	for _, v := range m.Params() {
-		if !ode[v.ScopeAndName()] {
-			rest = append(rest, v)
-		}
-	}
 	adam, err := snoptx.Adam(restLR, 0)
 	if err != nil {
 		return nil, err
 	}
-	sa, err := snoptx.NewStepper(b, ctx, adam, rest)
+	sa, err := snoptx.NewStepper(b, ctx, adam, m.GRUHeadParams())
 	if err != nil {
 		return nil, err
 	}
