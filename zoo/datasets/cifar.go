@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 )
@@ -117,29 +116,14 @@ func (im *Images) StandardizeChannels(others ...*Images) (mean, std []float64, e
 			return nil, nil, fmt.Errorf("%w: images of %d×%d×%d and %d×%d×%d", ErrFormat, o.H, o.W, o.C, im.H, im.W, im.C)
 		}
 	}
-	c := im.C
-	mean, std = make([]float64, c), make([]float64, c)
-	count := float64(len(im.Pixels) / c)
-	for i, v := range im.Pixels {
-		mean[i%c] += float64(v)
-	}
-	for k := range mean {
-		mean[k] /= count
-	}
-	for i, v := range im.Pixels {
-		d := float64(v) - mean[i%c]
-		std[i%c] += d * d
-	}
+	mean, std = columnMoments(im.Pixels, im.C, 0)
 	for k := range std {
-		std[k] = math.Sqrt(std[k] / count)
 		if !(std[k] > 0) {
 			return nil, nil, fmt.Errorf("%w: channel %d is constant", ErrFormat, k)
 		}
 	}
 	for _, set := range append([]*Images{im}, others...) {
-		for i, v := range set.Pixels {
-			set.Pixels[i] = float32((float64(v) - mean[i%c]) / std[i%c])
-		}
+		standardizeColumns(set.Pixels, mean, std)
 	}
 	return mean, std, nil
 }

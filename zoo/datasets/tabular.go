@@ -153,31 +153,15 @@ func (m *Matrix) Standardize(others ...*Matrix) (logScale float64, err error) {
 			return 0, fmt.Errorf("%s has %d columns, %s has %d", o.Name, o.Cols, m.Name, m.Cols)
 		}
 	}
-	mean, std := make([]float64, m.Cols), make([]float64, m.Cols)
-	for i := range m.Rows {
-		for j := range m.Cols {
-			mean[j] += m.X[i*m.Cols+j] / float64(m.Rows)
-		}
-	}
-	for i := range m.Rows {
-		for j := range m.Cols {
-			d := m.X[i*m.Cols+j] - mean[j]
-			std[j] += d * d / float64(m.Rows-1)
-		}
-	}
+	mean, std := columnMoments(m.X, m.Cols, 1)
 	for j := range std {
-		std[j] = math.Sqrt(std[j])
 		if !(std[j] > 0) {
 			return 0, fmt.Errorf("%s: column %d is constant", m.Name, j)
 		}
 		logScale += math.Log(std[j])
 	}
 	for _, s := range append([]*Matrix{m}, others...) {
-		for i := range s.Rows {
-			for j := range s.Cols {
-				s.X[i*s.Cols+j] = (s.X[i*s.Cols+j] - mean[j]) / std[j]
-			}
-		}
+		standardizeColumns(s.X, mean, std)
 	}
 	return logScale, nil
 }

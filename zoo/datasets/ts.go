@@ -254,26 +254,14 @@ func (ts *TimeSeries) Standardize(others ...*TimeSeries) (mean, std []float64, e
 			return nil, nil, fmt.Errorf("%w: %s has %d channels, the training set %d", ErrFormat, o.Name, o.Channels, ts.Channels)
 		}
 	}
-	c := ts.Channels
-	mean, std = make([]float64, c), make([]float64, c)
-	n := float64(ts.N * ts.Length)
-	for i, v := range ts.X {
-		mean[i%c] += v / n
-	}
-	for i, v := range ts.X {
-		d := v - mean[i%c]
-		std[i%c] += d * d / n
-	}
+	mean, std = columnMoments(ts.X, ts.Channels, 0)
 	for d := range std {
-		std[d] = math.Sqrt(std[d])
 		if std[d] == 0 {
 			std[d] = 1
 		}
 	}
 	for _, set := range append([]*TimeSeries{ts}, others...) {
-		for i := range set.X {
-			set.X[i] = (set.X[i] - mean[i%c]) / std[i%c]
-		}
+		standardizeColumns(set.X, mean, std)
 	}
 	return mean, std, nil
 }
