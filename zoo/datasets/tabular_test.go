@@ -108,3 +108,16 @@ func TestStandardizeShiftsLogDensity(t *testing.T) {
 	_, err = m.Standardize(&Matrix{Name: "bad", Rows: 1, Cols: 2, X: []float64{1, 2}})
 	assert.ErrorContains(t, err, "columns")
 }
+
+// TestStandardizeUsesTheSampleStd: on a 3-row column the scale is the sample
+// standard deviation (n − 1), computed by hand, and the standardized column
+// is (x − mean)/σ exactly.
+func TestStandardizeUsesTheSampleStd(t *testing.T) {
+	m := &Matrix{Name: "m", Rows: 3, Cols: 2, X: []float64{1, 10, 2, 10, 6, 13}}
+	logScale, err := m.Standardize()
+	require.NoError(t, err)
+	// Column 0: mean 3, squared deviations 4+1+9 = 14, σ = √7; column 1: mean 11, 1+1+4 = 6, σ = √3.
+	assert.InDelta(t, math.Log(math.Sqrt(7))+math.Log(math.Sqrt(3)), logScale, 1e-12)
+	want := []float64{-2 / math.Sqrt(7), -1 / math.Sqrt(3), -1 / math.Sqrt(7), -1 / math.Sqrt(3), 3 / math.Sqrt(7), 2 / math.Sqrt(3)}
+	assert.InDeltaSlice(t, want, m.X, 1e-12)
+}
