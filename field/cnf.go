@@ -97,8 +97,11 @@ func (c *CNF) check(x []*Node) {
 	}
 	if len(x) != want || x[0].Rank() != 2 || x[1].Rank() != 2 || x[1].Shape().Dimensions[1] != 1 ||
 		x[1].Shape().Dimensions[0] != x[0].Shape().Dimensions[0] {
-		panic(fmt.Errorf("field: CNF (%s trace) takes %d state tensors (z [B, D], logp [B, 1]%s)", c.Trace, want,
-			map[bool]string{true: ", ε [B, D]"}[want == 3]))
+		state := "z [B, D], logp [B, 1]"
+		if want == 3 {
+			state += ", ε [B, D]"
+		}
+		panic(fmt.Errorf("field: CNF (%s trace) takes %d state tensors (%s)", c.Trace, want, state))
 	}
 	if want == 3 && !x[2].Shape().Equal(x[0].Shape()) {
 		panic(fmt.Errorf("field: the Hutchinson probe %s must have z's shape %s", x[2].Shape(), x[0].Shape()))
