@@ -138,14 +138,19 @@ func EvalBatches(im *Images, size int) ([]*Batch, error) {
 	if im == nil || size < 1 {
 		return nil, fmt.Errorf("%w: evaluation batches of size %d", ErrInvalid, size)
 	}
+	return batchesInOrder(im.N, size, func(idx []int) (*Batch, error) { return ImageBatch(im, idx) })
+}
+
+// batchesInOrder gathers items 0 … n−1 into consecutive batches of at most
+// size items.
+func batchesInOrder(n, size int, gather func(idx []int) (*Batch, error)) ([]*Batch, error) {
 	var out []*Batch
-	for start := 0; start < im.N; start += size {
-		end := min(start+size, im.N)
-		idx := make([]int, end-start)
+	for start := 0; start < n; start += size {
+		idx := make([]int, min(size, n-start))
 		for i := range idx {
 			idx[i] = start + i
 		}
-		b, err := ImageBatch(im, idx)
+		b, err := gather(idx)
 		if err != nil {
 			return nil, err
 		}

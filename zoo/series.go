@@ -62,17 +62,5 @@ func SeriesEvalBatches(ts *datasets.TimeSeries, size int) ([]*Batch, error) {
 	if ts == nil || size < 1 {
 		return nil, fmt.Errorf("%w: evaluation batches of size %d", ErrInvalid, size)
 	}
-	var out []*Batch
-	for start := 0; start < ts.N; start += size {
-		idx := make([]int, min(size, ts.N-start))
-		for i := range idx {
-			idx[i] = start + i
-		}
-		b, err := SeriesBatch(ts, idx)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, b)
-	}
-	return out, nil
+	return batchesInOrder(ts.N, size, func(idx []int) (*Batch, error) { return SeriesBatch(ts, idx) })
 }

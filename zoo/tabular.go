@@ -46,17 +46,5 @@ func RowEvalBatches(m *datasets.Matrix, n, size int) ([]*Batch, error) {
 	if n <= 0 || n > m.Rows {
 		n = m.Rows
 	}
-	var out []*Batch
-	for lo := 0; lo < n; lo += size {
-		idx := make([]int, 0, size)
-		for i := lo; i < min(lo+size, n); i++ {
-			idx = append(idx, i)
-		}
-		b, err := RowBatch(m, idx)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, b)
-	}
-	return out, nil
+	return batchesInOrder(n, size, func(idx []int) (*Batch, error) { return RowBatch(m, idx) })
 }
