@@ -37,30 +37,30 @@ func runBench(o options) error {
 	var problems []string
 	var report strings.Builder
 	for s := range o.Seeds {
-		os1 := o
-		os1.Seed, os1.DataSeed = o.Seed+uint64(s), o.dataSeed()
+		seedOpts := o
+		seedOpts.Seed, seedOpts.DataSeed = o.Seed+uint64(s), o.dataSeed()
 		var seedResults []*workerResult
 		for _, name := range optimizerList(o) {
 			tag := fmt.Sprintf("%s-%s", o.Problem, name)
 			if o.Seeds > 1 {
-				tag += fmt.Sprintf("-seed%d", os1.Seed)
+				tag += fmt.Sprintf("-seed%d", seedOpts.Seed)
 			}
-			r, err := spawn(os1, name, lrFor(o, name), tag)
+			r, err := spawn(seedOpts, name, lrFor(o, name), tag)
 			if err != nil {
 				// A failed optimizer is a result, not the end of the comparison.
 				fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 				problems = append(problems, err.Error())
-				r = &workerResult{Optimizer: name, LR: lrFor(o, name), Seed: os1.Seed, Divergence: "failed: " + err.Error()}
+				r = &workerResult{Optimizer: name, LR: lrFor(o, name), Seed: seedOpts.Seed, Divergence: "failed: " + err.Error()}
 			} else if r.DivergedAt > 0 {
 				who := name
 				if o.Seeds > 1 {
-					who += fmt.Sprintf(" (seed %d)", os1.Seed)
+					who += fmt.Sprintf(" (seed %d)", seedOpts.Seed)
 				}
 				problems = append(problems, fmt.Sprintf("%s diverged at iteration %d", who, r.DivergedAt))
 			}
 			seedResults = append(seedResults, r)
 		}
-		report.WriteString(tables(os1, seedResults) + trueNLLLine(seedResults) + timeToTarget(finished(seedResults)))
+		report.WriteString(tables(seedOpts, seedResults) + trueNLLLine(seedResults) + timeToTarget(finished(seedResults)))
 		results = append(results, seedResults...)
 	}
 	if o.Seeds > 1 {
