@@ -2,6 +2,7 @@ package field
 
 import (
 	"fmt"
+	"github.com/snopt-go/snopt/internal/matmul"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX graph code reads best unqualified.
 	"github.com/gomlx/gomlx/pkg/core/shapes"
@@ -135,7 +136,7 @@ func (c *CNF) forward(ctx *context.Context, t *Node, x []*Node) *cnfForward {
 	for i, l := range c.Layers {
 		y, sv := l.Forward(ctx, t, h)
 		s := sv.(*squashSaved)
-		m := Dot(u, s.w)
+		m := matmul.AB(u, s.w)
 		tan := Mul(m, s.gate)
 		fw.saved, fw.u, fw.m, fw.s, fw.y = append(fw.saved, s), append(fw.u, u), append(fw.m, m), append(fw.s, tan), append(fw.y, y)
 		if i < last {

@@ -2,6 +2,7 @@ package field
 
 import (
 	"fmt"
+	"github.com/snopt-go/snopt/internal/matmul"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX graph code reads best unqualified.
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -111,7 +112,7 @@ func (l *Conv2D) Forward(ctx *context.Context, t, x *Node) (*Node, any) {
 	scope := ctx.In(l.Name)
 	wVar := scope.VariableWithShape("weights", shapeLike(x, k2*c, l.Out))
 	wt := wVar.ValueGraph(g)
-	out := Dot(patches, wt)
+	out := matmul.AB(patches, wt)
 	s := &convSaved{patches: patches, w: wt, idx: idxVals, wVar: wVar, h: h, wd: w, c: c, cIn: cIn, ho: ho, wo: wo}
 	if !l.NoBias {
 		s.bVar = scope.VariableWithShape("biases", shapeLike(x, l.Out))
@@ -142,7 +143,7 @@ func (l *Conv2D) Backward(_ *Node, saved any, gy *Node, bp *Backprop) *Node {
 		// shifted patches, no scatter. Only the first cIn input channels
 		// (not time) are needed.
 		gyPatches := shiftedPatches(Reshape(rows, kb, s.ho, s.wo, l.Out), l.Kernel, l.Kernel-1-l.Padding)
-		return Reshape(Dot(gyPatches, flippedKernel(s.w, k2, s.c, s.cIn, l.Out)), kb, s.h, s.wd, s.cIn)
+		return Reshape(matmul.AB(gyPatches, flippedKernel(s.w, k2, s.c, s.cIn, l.Out)), kb, s.h, s.wd, s.cIn)
 	}
 	gp := matMulT(rows, s.w) // [K·B·Ho·Wo, K·K·C]
 	updates := Reshape(gp, kb*s.ho*s.wo*k2, s.c)

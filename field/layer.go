@@ -3,6 +3,7 @@ package field
 import (
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX graph code reads best unqualified.
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/snopt-go/snopt/internal/matmul"
 )
 
 // Layer is one layer of a Sequential field, with a hand-written VJP.
@@ -110,10 +111,10 @@ func (bp *Backprop) addStats(w, b *context.Variable, zt, gy *Node, locations int
 }
 
 // matTMul returns aᵀ·b for matrices a [n, p], b [n, q].
-func matTMul(a, b *Node) *Node { return DotGeneral(a, []int{0}, nil, b, []int{0}, nil) }
+func matTMul(a, b *Node) *Node { return matmul.ATB(a, b) }
 
 // matMulT returns a·bᵀ for matrices a [n, p], b [q, p].
-func matMulT(a, b *Node) *Node { return DotGeneral(a, []int{1}, nil, b, []int{1}, nil) }
+func matMulT(a, b *Node) *Node { return matmul.ABT(a, b) }
 
 // withOnes appends a column of ones to a matrix [n, p] → [n, p+1].
 func withOnes(z *Node) *Node {

@@ -2,6 +2,7 @@ package field
 
 import (
 	"fmt"
+	"github.com/snopt-go/snopt/internal/matmul"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX graph code reads best unqualified.
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -43,7 +44,7 @@ func (l *Linear) Forward(ctx *context.Context, t, x *Node) (*Node, any) {
 	scope := ctx.In(l.Name)
 	wVar := scope.VariableWithShape("weights", shapeLike(x, z.Shape().Dimensions[1], l.Out))
 	w := wVar.ValueGraph(g)
-	h := Dot(z, w)
+	h := matmul.AB(z, w)
 	s := &linearSaved{z: z, w: w, wVar: wVar, in: in}
 	if !l.NoBias {
 		s.bVar = scope.VariableWithShape("biases", shapeLike(x, l.Out))

@@ -2,6 +2,7 @@ package field
 
 import (
 	"fmt"
+	"github.com/snopt-go/snopt/internal/matmul"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX graph code reads best unqualified.
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -44,7 +45,7 @@ func (l *ConcatSquashLinear) Forward(ctx *context.Context, t, x *Node) (*Node, a
 	s.gbVar = scope.VariableWithShape("gate_biases", shapeLike(x, l.Out))
 	s.hVar = scope.VariableWithShape("hyper_bias", shapeLike(x, 1, l.Out))
 	s.w = s.wVar.ValueGraph(g)
-	s.h = Add(Dot(x, s.w), InsertAxes(s.bVar.ValueGraph(g), 0))
+	s.h = Add(matmul.AB(x, s.w), InsertAxes(s.bVar.ValueGraph(g), 0))
 	tRow := Reshape(t, 1, 1)
 	s.gate = Sigmoid(Add(Mul(tRow, s.gwVar.ValueGraph(g)), InsertAxes(s.gbVar.ValueGraph(g), 0))) // [1, Out]
 	y := Add(Mul(s.h, s.gate), Mul(tRow, s.hVar.ValueGraph(g)))

@@ -1,6 +1,7 @@
 package zoo
 
 import (
+	"github.com/snopt-go/snopt/internal/matmul"
 	"math"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -39,8 +40,8 @@ func (c gruCell) vars(ctx *context.Context, g *Graph, dt dtypes.DType) gruVars {
 // gates computes the cell's internals for x [B, D] and h [B, H].
 func (c gruCell) gates(v gruVars, x, h *Node) (r, z, n, ahn *Node) {
 	hh := c.hidden
-	ai := Add(Dot(x, v.wi), InsertAxes(v.bi, 0))
-	ah := Add(Dot(h, v.wh), InsertAxes(v.bh, 0))
+	ai := Add(matmul.AB(x, v.wi), InsertAxes(v.bi, 0))
+	ah := Add(matmul.AB(h, v.wh), InsertAxes(v.bh, 0))
 	third := func(a *Node, k int) *Node { return Slice(a, AxisRange(), AxisRange(k*hh, (k+1)*hh)) }
 	r = Sigmoid(Add(third(ai, 0), third(ah, 0)))
 	z = Sigmoid(Add(third(ai, 1), third(ah, 1)))
@@ -68,9 +69,8 @@ func (c gruCell) vjp(v gruVars, x, h, gh1 *Node) gruGrads {
 	dzPre := Mul(dz, Mul(z, OneMinus(z)))
 	gi := Concatenate([]*Node{drPre, dzPre, dnPre}, 1)
 	gh := Concatenate([]*Node{drPre, dzPre, Mul(dnPre, r)}, 1)
-	tDot := func(a, b *Node) *Node { return DotGeneral(a, []int{0}, nil, b, []int{0}, nil) }
 	return gruGrads{
-		h:  Add(Mul(gh1, z), DotGeneral(gh, []int{1}, nil, v.wh, []int{1}, nil)),
-		wi: tDot(x, gi), wh: tDot(h, gh), bi: ReduceSum(gi, 0), bh: ReduceSum(gh, 0),
+		h:  Add(Mul(gh1, z), matmul.ABT(gh, v.wh)),
+		wi: matmul.ATB(x, gi), wh: matmul.ATB(h, gh), bi: ReduceSum(gi, 0), bh: ReduceSum(gh, 0),
 	}
 }
