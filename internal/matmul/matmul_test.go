@@ -111,3 +111,23 @@ func TestBlocks(t *testing.T) {
 	require.Equal(t, 1, rowBlocks(x, 512, 33, 32), "one worker: nothing to split for")
 	require.Equal(t, 1, sumBlocks(x, 512, 33, 32), "one worker: nothing to split for")
 }
+
+// TestAutodiffThroughBlocks checks that GoMLX's reverse mode differentiates
+// the cut products: for L = Σ (a·b) ⊙ c, ∂L/∂a = c·bᵀ and ∂L/∂b = aᵀ·c.
+func TestAutodiffThroughBlocks(t *testing.T) {
+	defer func(w int) { workers = w }(workers)
+	workers = 2
+	rng := rand.New(rand.NewPCG(3, 4))
+	m, k, n := 96, 37, 29
+	a, b, c := randMat(rng, m, k), randMat(rng, k, n), randMat(rng, m, n)
+	exec := MustNewExec(testutil.Backend(), func(a, b, c *Node) []*Node {
+		require.Equal(t, 2, rowBlocks(a, m, k, n), "the product must be cut for this test to mean anything")
+		loss := ReduceAllSum(Mul(AB(a, b), c))
+		return Gradient(loss, a, b)
+	})
+	out := exec.MustExec(tensors.FromValue(a), tensors.FromValue(b), tensors.FromValue(c))
+	wantA := product(m, n, k, func(i, l int) float64 { return c[i][l] }, func(l, j int) float64 { return b[j][l] })
+	wantB := product(k, m, n, func(i, l int) float64 { return a[l][i] }, func(l, j int) float64 { return c[l][j] })
+	requireClose(t, wantA, out[0].Value().([][]float64))
+	requireClose(t, wantB, out[1].Value().([][]float64))
+}
