@@ -2,11 +2,12 @@ package field
 
 import (
 	"fmt"
-	"github.com/snopt-go/snopt/internal/matmul"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX graph code reads best unqualified.
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+
+	"github.com/snopt-go/snopt/internal/matmul"
 )
 
 // TraceMode selects how a CNF field computes tr(∂F/∂z).
@@ -195,7 +196,7 @@ func (c *CNF) VJP(ctx *context.Context, t *Node, x []*Node, v []*Node, req Reque
 			bp.addGrad(cp, s.hVar, Mul(tRow, InsertAxes(ReduceSum(gyk, 0), 0)))
 		}
 		if bp.wantStats() {
-			bp.addStats(s.wVar, s.bVar, withOnes(s.x), gh, 1)
+			bp.addStats(s.wVar, s.bVar, s.xt, gh, 1)
 		}
 		gx := matMulT(gh, s.w) // [K·B, in]
 		gu := matMulT(gm, s.w) // [K·P·B, in]

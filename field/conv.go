@@ -2,10 +2,11 @@ package field
 
 import (
 	"fmt"
-	"github.com/snopt-go/snopt/internal/matmul"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX graph code reads best unqualified.
 	"github.com/gomlx/gomlx/pkg/ml/context"
+
+	"github.com/snopt-go/snopt/internal/matmul"
 )
 
 // Conv2D is a 2-D convolution on channels-last inputs [B, H, W, C], computed
@@ -35,8 +36,8 @@ type Conv2D struct {
 var _ Layer = (*Conv2D)(nil)
 
 type convSaved struct {
-	patches       *Node // [B·Ho·Wo, K·K·C]
-	w             *Node
+	patches       *Node     // [B·Ho·Wo, K·K·C(+1)]: with a column of ones when biased
+	w             *Node     // [K·K·C, Out], without the bias row
 	idx           [][]int32 // per output pixel and kernel offset: the input pixel, or H·W for padding
 	wVar, bVar    *context.Variable
 	h, wd, c, cIn int // input height, width, channels (with time), channels (without)
@@ -100,25 +101,29 @@ func (l *Conv2D) Forward(ctx *context.Context, t, x *Node) (*Node, any) {
 	k2 := l.Kernel * l.Kernel
 	var patches *Node
 	if max(l.Stride, 1) == 1 && !l.AutodiffSafe {
-		patches = shiftedPatches(x, l.Kernel, l.Padding)
+		patches = shiftedPatches(x, l.Kernel, l.Padding, !l.NoBias)
 	} else {
 		// [B, H·W, C] + a zero pixel per image → [B·(H·W+1), C] → gather → [B·Ho·Wo·K·K, C]:
 		// rows already in patch order, no transposes.
 		flat := Reshape(Concatenate([]*Node{Reshape(x, b, h*w, c), Zeros(g, shapeLike(x, b, 1, c))}, 1), b*(h*w+1), c)
 		gathered := Gather(flat, batchIndices(g, idxVals, b, h*w+1))
 		patches = Reshape(gathered, b*ho*wo, k2*c)
+		if !l.NoBias {
+			patches = withOnes(patches)
+		}
 	}
 
 	scope := ctx.In(l.Name)
 	wVar := scope.VariableWithShape("weights", shapeLike(x, k2*c, l.Out))
 	wt := wVar.ValueGraph(g)
-	out := matmul.AB(patches, wt)
 	s := &convSaved{patches: patches, w: wt, idx: idxVals, wVar: wVar, h: h, wd: w, c: c, cIn: cIn, ho: ho, wo: wo}
 	if !l.NoBias {
+		// The bias is one more weight row, against the patches' column of
+		// ones (cheaper than a broadcast add on the pure-Go backend).
 		s.bVar = scope.VariableWithShape("biases", shapeLike(x, l.Out))
-		out = Add(out, InsertAxes(s.bVar.ValueGraph(g), 0))
+		wt = Concatenate([]*Node{wt, InsertAxes(s.bVar.ValueGraph(g), 0)}, 0)
 	}
-	return Reshape(out, b, ho, wo, l.Out), s
+	return Reshape(matmul.AB(patches, wt), b, ho, wo, l.Out), s
 }
 
 // Backward implements Layer: patch cotangents gy·Wᵀ scattered back onto the
@@ -130,11 +135,7 @@ func (l *Conv2D) Backward(_ *Node, saved any, gy *Node, bp *Backprop) *Node {
 	rows := Reshape(gy, kb*s.ho*s.wo, l.Out)
 	bp.addAffineGrads(s.patches, rows, bp.Batch*s.ho*s.wo, s.wVar, s.bVar)
 	if bp.wantStats() {
-		zt := s.patches
-		if s.bVar != nil {
-			zt = withOnes(zt)
-		}
-		bp.addStats(s.wVar, s.bVar, zt, rows, s.ho*s.wo)
+		bp.addStats(s.wVar, s.bVar, s.patches, rows, s.ho*s.wo)
 	}
 	if max(l.Stride, 1) == 1 && l.Kernel-1-l.Padding >= 0 {
 		// A stride-1 convolution's input cotangent is the convolution of the
@@ -142,7 +143,7 @@ func (l *Conv2D) Backward(_ *Node, saved any, gy *Node, bp *Backprop) *Node {
 		// spatial axes and its channel axes swapped: one matrix product on
 		// shifted patches, no scatter. Only the first cIn input channels
 		// (not time) are needed.
-		gyPatches := shiftedPatches(Reshape(rows, kb, s.ho, s.wo, l.Out), l.Kernel, l.Kernel-1-l.Padding)
+		gyPatches := shiftedPatches(Reshape(rows, kb, s.ho, s.wo, l.Out), l.Kernel, l.Kernel-1-l.Padding, false)
 		return Reshape(matmul.AB(gyPatches, flippedKernel(s.w, k2, s.c, s.cIn, l.Out)), kb, s.h, s.wd, s.cIn)
 	}
 	gp := matMulT(rows, s.w) // [K·B·Ho·Wo, K·K·C]
@@ -172,8 +173,9 @@ func padSpatial(x *Node, p int) *Node {
 
 // shiftedPatches extracts the stride-1 patches of x [B, H, W, C] with
 // padding p as [B·Ho·Wo, K·K·C] (columns ordered (di, dj, c)): the K² shifted
-// windows of the padded input, concatenated along the channels.
-func shiftedPatches(x *Node, k, p int) *Node {
+// windows of the padded input, concatenated along the channels, and with
+// ones, a last column of ones ([B·Ho·Wo, K·K·C+1]).
+func shiftedPatches(x *Node, k, p int, ones bool) *Node {
 	d := x.Shape().Dimensions
 	b, c := d[0], d[3]
 	ho, wo := d[1]+2*p-k+1, d[2]+2*p-k+1
@@ -184,7 +186,12 @@ func shiftedPatches(x *Node, k, p int) *Node {
 			parts = append(parts, Slice(xp, AxisRange(), AxisRange(di, di+ho), AxisRange(dj, dj+wo), AxisRange()))
 		}
 	}
-	return Reshape(Concatenate(parts, 3), b*ho*wo, k*k*c)
+	cols := k * k * c
+	if ones {
+		parts = append(parts, Ones(x.Graph(), shapeLike(x, b, ho, wo, 1)))
+		cols++
+	}
+	return Reshape(Concatenate(parts, 3), b*ho*wo, cols)
 }
 
 // flippedKernel turns weights [K·K·C, Out] (rows (di, dj, c)) into the

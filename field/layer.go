@@ -3,6 +3,7 @@ package field
 import (
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX graph code reads best unqualified.
 	"github.com/gomlx/gomlx/pkg/ml/context"
+
 	"github.com/snopt-go/snopt/internal/matmul"
 )
 
@@ -73,15 +74,19 @@ func (bp *Backprop) addGrad(k int, v *context.Variable, g *Node) {
 }
 
 // addAffineGrads records, for every copy asked for, the parameter cotangents
-// of an affine map h = z·W + b: ∂W = zᵀ·gy_k and ∂b = Σ gy_k, where gy holds
-// rowsPerCopy rows per copy (b may be nil).
-func (bp *Backprop) addAffineGrads(z, gy *Node, rowsPerCopy int, w, b *context.Variable) {
+// of an affine map h = z̃·[W; b] with homogeneous rows z̃ = [z, 1] (z alone
+// when b is nil): [∂W; ∂b] = z̃ᵀ·gy_k, one product whose last row is ∂b,
+// where gy holds rowsPerCopy rows per copy.
+func (bp *Backprop) addAffineGrads(zt, gy *Node, rowsPerCopy int, w, b *context.Variable) {
+	rows := zt.Shape().Dimensions[1]
 	for k := range bp.paramCopies() {
-		gyk := bp.rowsOf(gy, k, rowsPerCopy)
-		bp.addGrad(k, w, matTMul(z, gyk))
-		if b != nil {
-			bp.addGrad(k, b, ReduceSum(gyk, 0))
+		grad := matTMul(zt, bp.rowsOf(gy, k, rowsPerCopy))
+		if b == nil {
+			bp.addGrad(k, w, grad)
+			continue
 		}
+		bp.addGrad(k, w, Slice(grad, AxisRange(0, rows-1)))
+		bp.addGrad(k, b, Reshape(Slice(grad, AxisRange(rows-1, rows)), grad.Shape().Dimensions[1]))
 	}
 }
 
@@ -123,16 +128,17 @@ func withOnes(z *Node) *Node {
 }
 
 // AffineInputs describes what Forward of an affine layer (Linear, Conv2D)
-// saved: the rows z its weight matrix multiplies ([B·locations, in]: the
-// inputs, with time if concatenated, or a convolution's patches), its
-// weight and bias variables (b nil without a bias) and the locations per
-// sample (output pixels of a convolution, 1 otherwise). ok is false for
-// other layers. Code outside the adjoint (snoptx's GoMLX layers) uses it
-// for K-FAC statistics of the same layers.
-func AffineInputs(saved any) (z *Node, w, b *context.Variable, locations int, ok bool) {
+// saved: the homogeneous rows z̃ = [z, 1] its weights and bias multiply
+// ([B·locations, in+1]: the inputs, with time if concatenated, or a
+// convolution's patches, then a column of ones; z alone when the layer has
+// no bias), its weight and bias variables (b nil without a bias) and the
+// locations per sample (output pixels of a convolution, 1 otherwise). ok is
+// false for other layers. Code outside the adjoint (snoptx's GoMLX layers)
+// uses it for K-FAC statistics of the same layers.
+func AffineInputs(saved any) (zt *Node, w, b *context.Variable, locations int, ok bool) {
 	switch s := saved.(type) {
 	case *linearSaved:
-		return s.z, s.wVar, s.bVar, 1, true
+		return s.zt, s.wVar, s.bVar, 1, true
 	case *convSaved:
 		return s.patches, s.wVar, s.bVar, s.ho * s.wo, true
 	}

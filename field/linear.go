@@ -2,10 +2,11 @@ package field
 
 import (
 	"fmt"
-	"github.com/snopt-go/snopt/internal/matmul"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX graph code reads best unqualified.
 	"github.com/gomlx/gomlx/pkg/ml/context"
+
+	"github.com/snopt-go/snopt/internal/matmul"
 )
 
 // Linear is a dense layer h = z·W + b on inputs [B, in], where z is the input,
@@ -23,47 +24,51 @@ type Linear struct {
 var _ Layer = (*Linear)(nil)
 
 type linearSaved struct {
-	z    *Node
-	w    *Node
+	zt   *Node // [B, in(+1)(+1)]: the input, time if concatenated, ones if biased
+	w    *Node // [in(+1), Out], without the bias row
 	wVar *context.Variable
 	bVar *context.Variable
 	in   int
 }
 
-// Forward implements Layer.
+// Forward implements Layer. The bias enters the matrix product as one more
+// row of the weights, against a column of ones: h = [z, 1]·[W; b]. On the
+// pure-Go backend that is cheaper than adding a broadcast bias, and the
+// homogeneous rows [z, 1] are what SNOpt's A factor needs anyway.
 func (l *Linear) Forward(ctx *context.Context, t, x *Node) (*Node, any) {
 	if x.Rank() != 2 {
 		panic(fmt.Errorf("field: Linear %q takes [batch, features], got %s", l.Name, x.Shape()))
 	}
 	g := x.Graph()
 	batch, in := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
-	z := x
+	cols := []*Node{x}
 	if l.ConcatTime {
-		z = Concatenate([]*Node{x, timeColumn(t, batch)}, 1)
+		cols = append(cols, timeColumn(t, batch))
 	}
 	scope := ctx.In(l.Name)
-	wVar := scope.VariableWithShape("weights", shapeLike(x, z.Shape().Dimensions[1], l.Out))
+	wVar := scope.VariableWithShape("weights", shapeLike(x, len(cols)-1+in, l.Out))
 	w := wVar.ValueGraph(g)
-	h := matmul.AB(z, w)
-	s := &linearSaved{z: z, w: w, wVar: wVar, in: in}
+	s := &linearSaved{w: w, wVar: wVar, in: in}
+	wt := w
 	if !l.NoBias {
 		s.bVar = scope.VariableWithShape("biases", shapeLike(x, l.Out))
-		h = Add(h, InsertAxes(s.bVar.ValueGraph(g), 0))
+		cols = append(cols, Ones(g, shapeLike(x, batch, 1)))
+		wt = Concatenate([]*Node{w, InsertAxes(s.bVar.ValueGraph(g), 0)}, 0)
 	}
-	return h, s
+	s.zt = cols[0]
+	if len(cols) > 1 {
+		s.zt = Concatenate(cols, 1)
+	}
+	return matmul.AB(s.zt, wt), s
 }
 
-// Backward implements Layer: gz = gy·Wᵀ; ∂W = zᵀ·gy₀, ∂b = Σ gy₀.
+// Backward implements Layer: gz = gy·Wᵀ; [∂W; ∂b] = [z, 1]ᵀ·gy₀.
 func (l *Linear) Backward(_ *Node, saved any, gy *Node, bp *Backprop) *Node {
 	s := saved.(*linearSaved)
 	gz := matMulT(gy, s.w)
-	bp.addAffineGrads(s.z, gy, bp.Batch, s.wVar, s.bVar)
+	bp.addAffineGrads(s.zt, gy, bp.Batch, s.wVar, s.bVar)
 	if bp.wantStats() {
-		zt := s.z
-		if s.bVar != nil {
-			zt = withOnes(zt)
-		}
-		bp.addStats(s.wVar, s.bVar, zt, gy, 1)
+		bp.addStats(s.wVar, s.bVar, s.zt, gy, 1)
 	}
 	if l.ConcatTime {
 		gz = Slice(gz, AxisRange(), AxisRange(0, s.in))

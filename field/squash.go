@@ -2,10 +2,11 @@ package field
 
 import (
 	"fmt"
-	"github.com/snopt-go/snopt/internal/matmul"
 
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX graph code reads best unqualified.
 	"github.com/gomlx/gomlx/pkg/ml/context"
+
+	"github.com/snopt-go/snopt/internal/matmul"
 )
 
 // ConcatSquashLinear is FFJORD's time-conditioned dense layer (Grathwohl et
@@ -27,6 +28,7 @@ var _ Layer = (*ConcatSquashLinear)(nil)
 
 type squashSaved struct {
 	x, w, h, gate                  *Node
+	xt                             *Node // [x, 1]
 	wVar, bVar, gwVar, gbVar, hVar *context.Variable
 }
 
@@ -45,7 +47,10 @@ func (l *ConcatSquashLinear) Forward(ctx *context.Context, t, x *Node) (*Node, a
 	s.gbVar = scope.VariableWithShape("gate_biases", shapeLike(x, l.Out))
 	s.hVar = scope.VariableWithShape("hyper_bias", shapeLike(x, 1, l.Out))
 	s.w = s.wVar.ValueGraph(g)
-	s.h = Add(matmul.AB(x, s.w), InsertAxes(s.bVar.ValueGraph(g), 0))
+	// h = [x, 1]·[W; b]: the bias as one more weight row (cheaper than a
+	// broadcast add on the pure-Go backend).
+	s.xt = withOnes(x)
+	s.h = matmul.AB(s.xt, Concatenate([]*Node{s.w, InsertAxes(s.bVar.ValueGraph(g), 0)}, 0))
 	tRow := Reshape(t, 1, 1)
 	s.gate = Sigmoid(Add(Mul(tRow, s.gwVar.ValueGraph(g)), InsertAxes(s.gbVar.ValueGraph(g), 0))) // [1, Out]
 	y := Add(Mul(s.h, s.gate), Mul(tRow, s.hVar.ValueGraph(g)))
@@ -57,7 +62,7 @@ func (l *ConcatSquashLinear) Backward(t *Node, saved any, gy *Node, bp *Backprop
 	s := saved.(*squashSaved)
 	gh := Mul(gy, s.gate) // the gate is [1, Out]: it broadcasts over all rows
 	tRow := Reshape(t, 1, 1)
-	bp.addAffineGrads(s.x, gh, bp.Batch, s.wVar, s.bVar)
+	bp.addAffineGrads(s.xt, gh, bp.Batch, s.wVar, s.bVar)
 	for k := range bp.paramCopies() {
 		gyk := bp.rowsOf(gy, k, bp.Batch)
 		// ∂y/∂gate = h; ∂gate/∂pre = gate·(1 − gate); pre = t·W_g + b_g.
@@ -67,7 +72,7 @@ func (l *ConcatSquashLinear) Backward(t *Node, saved any, gy *Node, bp *Backprop
 		bp.addGrad(k, s.hVar, Mul(tRow, InsertAxes(ReduceSum(gyk, 0), 0)))
 	}
 	if bp.wantStats() {
-		bp.addStats(s.wVar, s.bVar, withOnes(s.x), gh, 1)
+		bp.addStats(s.wVar, s.bVar, s.xt, gh, 1)
 	}
 	return matMulT(gh, s.w)
 }

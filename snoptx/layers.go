@@ -122,11 +122,8 @@ func Conv2D(ctx *context.Context, x *Node, out, kernel, stride, padding int, use
 		AutodiffSafe: true} // GoMLX's autodiff differentiates it
 	y, saved := layer.Forward(ctx, nil, x)
 	if collecting(ctx, x.Graph()) {
-		z, w, b, locations, _ := field.AffineInputs(saved)
-		if b != nil {
-			z = Concatenate([]*Node{z, Ones(x.Graph(), shapes.Make(x.DType(), z.Shape().Dimensions[0], 1))}, 1)
-		}
-		record(recorded{w: w, b: b, in: z, out: y, batch: x.Shape().Dimensions[0], locations: locations})
+		zt, w, b, locations, _ := field.AffineInputs(saved)
+		record(recorded{w: w, b: b, in: zt, out: y, batch: x.Shape().Dimensions[0], locations: locations})
 	}
 	return y
 }

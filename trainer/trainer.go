@@ -41,6 +41,11 @@ type StepResult struct {
 	// DLdT1 is the derivative of the loss in the ODE's end time (dL/dt1 =
 	// a(t1)ᵀF(t1, x(t1)), the free-horizon statistic); NaN or 0 without one.
 	DLdT1 float64
+	// SolveWall is the wall-clock time of the step's ODE solves and
+	// SolveExec the part of it spent inside compiled executions; the rest is
+	// the host-side loop (step-size control, bookkeeping). Zero for models
+	// that do not report them.
+	SolveWall, SolveExec time.Duration
 }
 
 // Updater applies the optimizer to a step's gradients: a *snoptx.Stepper,

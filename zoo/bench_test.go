@@ -3,6 +3,7 @@ package zoo
 import (
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -63,14 +64,20 @@ func BenchmarkODERNNStep(b *testing.B) {
 	}
 	b.ResetTimer()
 	nfe := 0
+	var solveWall, solveExec time.Duration
 	for range b.N {
 		res, err := m.Step(batch, false)
 		if err != nil {
 			b.Fatal(err)
 		}
 		nfe += res.NFEForward + res.NFEBackward
+		solveWall += res.SolveWall
+		solveExec += res.SolveExec
 	}
 	b.ReportMetric(float64(nfe)/float64(b.N), "nfe/op")
+	// The host-side share of the ODE solves: step-size control and
+	// bookkeeping between compiled executions, over all K segments.
+	b.ReportMetric(100*float64(solveWall-solveExec)/float64(solveWall), "%host")
 }
 
 // benchFFJORD times one training step of an FFJORD preset on a batch of its

@@ -1,7 +1,6 @@
 package zoo
 
 import (
-	"github.com/snopt-go/snopt/internal/matmul"
 	"math"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
@@ -9,6 +8,8 @@ import (
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
 	"github.com/gomlx/gomlx/pkg/ml/context/initializers"
+
+	"github.com/snopt-go/snopt/internal/matmul"
 )
 
 // gruCell is a GRU cell (Cho et al. 2014, PyTorch's gate convention) with a

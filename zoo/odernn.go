@@ -230,6 +230,10 @@ func (m *ODERNN) Step(b *Batch, stats bool) (*StepResult, error) {
 	}
 	res := &StepResult{Loss: tensors.ToScalar[float64](out[0]), Metric: tensors.ToScalar[float64](out[1]) / float64(b.Size),
 		Grads: map[string]*tensors.Tensor{}, BatchSize: b.Size, NFEForward: nfeF, DLdT1: math.NaN()}
+	for _, tr := range trs {
+		res.SolveWall += tr.Stats.Wall
+		res.SolveExec += tr.Stats.ExecTime
+	}
 	dh := out[len(out)-1]
 	if err := m.head.collect(out[2:len(out)-1], false, res.Grads, nil); err != nil {
 		return nil, err
@@ -257,6 +261,8 @@ func (m *ODERNN) Step(b *Batch, stats bool) (*StepResult, error) {
 			return nil, fmt.Errorf("zoo: ODE-RNN segment %d backward: %w", k+1, err)
 		}
 		res.NFEBackward += g.Solve.NFE
+		res.SolveWall += g.Solve.Wall
+		res.SolveExec += g.Solve.ExecTime
 		dh, step = g.X0[0], g.Solve.NextStep
 		for name, t := range g.Params {
 			vals, err := hostval.Float64s(t)
