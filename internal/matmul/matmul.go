@@ -4,13 +4,17 @@
 // simplego, the embedded pure-Go backend, runs a matrix product whose output
 // has at most 16·32² entries per batch element on its "small" kernel, and
 // spreads that kernel over its workers one batch element at a time. A plain
-// [m, k]·[k, n] product has a single batch element, so it runs on one core;
-// larger ones go to a blocked kernel that pads n and k up to multiples of 32.
-// The thin products of the ODE fields ([512, 33]·[33, 32] for the time-series
-// field, [6272, 153]·[153, 16] for the image field's convolutions) get neither
-// parallelism nor an unpadded kernel. Cutting the rows of the product into
-// batch elements (and broadcasting the other operand) gives both: about 1.8–2×
-// on two cores (docs/benchmarks.md, "Matrix products split by rows").
+// [m, k]·[k, n] product has a single batch element, so it runs on one core.
+// Larger ones go to a blocked kernel that pads k and n up to multiples of 32
+// and is about 1.35× faster per multiply-add than the small one. The thin
+// products of the ODE fields ([512, 34]·[34, 32] for the time-series field,
+// [6272, 154]·[154, 16] for the image field's convolutions at width 16) get
+// either one core or half of the blocked kernel's work wasted on padding.
+// Cutting the rows of such a product into batch elements (and broadcasting
+// the other operand) runs the small kernel on every core: about 2× on two
+// cores. Products the blocked kernel runs with little padding (the image
+// field at width 64) are left whole. docs/benchmarks.md, "Matrix products in
+// row blocks", has the measurements.
 //
 // On other backends (XLA) the products are built as they are.
 package matmul
@@ -76,25 +80,41 @@ func ATB(a, b *Node) *Node {
 }
 
 // smallLimit is the largest output (per batch element) that simplego runs on
-// its small kernel for dtype, or 0 when x is not on simplego.
-func smallLimit(x *Node) int {
+// its small kernel for x's dtype, and the side of the square blocks of its
+// blocked kernel; 0, 0 when x is not on simplego.
+func smallLimit(x *Node) (limit, block int) {
 	if _, ok := x.Graph().Backend().(*simplego.Backend); !ok {
-		return 0
+		return 0, 0
 	}
 	dtype := x.DType()
 	if dtype != dtypes.Float32 && dtype != dtypes.Float64 {
-		return 0
+		return 0, 0
 	}
-	return 16 << (2 * simplego.DotGeneralTargetBlockLog2Dim[dtype])
+	log2 := simplego.DotGeneralTargetBlockLog2Dim[dtype]
+	return 16 << (2 * log2), 1 << log2
 }
+
+// minBlockedUse is the least fraction of useful (unpadded) work at which a
+// whole product is left to the blocked kernel: it runs about 1.35× faster
+// per multiply-add than row blocks on the small kernel (docs/benchmarks.md),
+// so it wins unless padding k and n up to whole blocks wastes more than
+// about a quarter of its work.
+const minBlockedUse = 0.75
+
+// padded rounds d up to a multiple of block.
+func padded(d, block int) int { return (d + block - 1) / block * block }
 
 // rowBlocks returns into how many row blocks to cut an [m, k]·[k, n] product:
 // the fewest multiple of the worker count that divides m and keeps each
 // block's output on the small kernel; 1 (whole) when none does, when the
-// product is small, or off simplego.
+// product is small, off simplego, or when the whole product goes to the
+// blocked kernel with little padding.
 func rowBlocks(x *Node, m, k, n int) int {
-	limit := smallLimit(x)
+	limit, block := smallLimit(x)
 	if limit == 0 || workers < 2 || m*k*n < minWork {
+		return 1
+	}
+	if m*n > limit && float64(k*n)/float64(padded(k, block)*padded(n, block)) >= minBlockedUse {
 		return 1
 	}
 	for p := workers; m/p >= minRows; p += workers {
@@ -109,7 +129,7 @@ func rowBlocks(x *Node, m, k, n int) int {
 // an [m, p]ᵀ·[m, q] product: the worker count when it divides m and the
 // [p, q] output fits the small kernel, else 1.
 func sumBlocks(x *Node, m, p, q int) int {
-	limit := smallLimit(x)
+	limit, _ := smallLimit(x)
 	if limit == 0 || workers < 2 || m*p*q < minWork || p*q > limit || m%workers != 0 || m/workers < minRows {
 		return 1
 	}

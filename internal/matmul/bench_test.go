@@ -1,0 +1,71 @@
+package matmul
+
+import (
+	"fmt"
+	"testing"
+
+	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX graph code reads best unqualified.
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/gomlx/gomlx/pkg/core/tensors"
+
+	"github.com/snopt-go/snopt/internal/testutil"
+)
+
+// filled returns a float32 [r, c] tensor with small varied entries.
+func filled(r, c int) *tensors.Tensor {
+	v := make([]float32, r*c)
+	for i := range v {
+		v[i] = float32(i%7)*0.1 - 0.3
+	}
+	return tensors.FromFlatDataAndDimensions(v, r, c)
+}
+
+// benchGraph times one compiled graph of two float32 inputs and reports
+// GFLOP/s for flops floating-point operations per call.
+func benchGraph(b *testing.B, fn func(x, y *Node) *Node, x, y *tensors.Tensor, flops float64) {
+	exec := MustNewExec(testutil.Backend(), fn)
+	exec.MustExec(x, y)[0].FinalizeAll()
+	for b.Loop() {
+		exec.MustExec(x, y)[0].FinalizeAll()
+	}
+	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+// BenchmarkProducts compares each product whole (one batch element, as
+// GoMLX's Dot builds it) with the same product cut into row blocks, on the
+// shapes of the time-series field ([512, 33]·[33, 32]) and of the image
+// field's convolution and its transpose at width 16.
+func BenchmarkProducts(b *testing.B) {
+	plainAB := func(x, y *Node) *Node { return Dot(x, y) }
+	plainATB := func(x, y *Node) *Node { return DotGeneral(x, []int{0}, nil, y, []int{0}, nil) }
+	for _, sz := range [][3]int{{512, 33, 32}, {6272, 153, 16}, {6272, 16, 153}, {128, 64, 64}, {6272, 586, 64}, {6272, 576, 64}} {
+		m, k, n := sz[0], sz[1], sz[2]
+		flops := 2 * float64(m*k*n)
+		name := fmt.Sprintf("%dx%dx%d", m, k, n)
+		b.Run("AB/whole/"+name, func(b *testing.B) { benchGraph(b, plainAB, filled(m, k), filled(k, n), flops) })
+		b.Run("AB/blocks/"+name, func(b *testing.B) { benchGraph(b, AB, filled(m, k), filled(k, n), flops) })
+		b.Run("ATB/whole/"+name, func(b *testing.B) { benchGraph(b, plainATB, filled(m, k), filled(m, n), flops) })
+		b.Run("ATB/blocks/"+name, func(b *testing.B) { benchGraph(b, ATB, filled(m, k), filled(m, n), flops) })
+	}
+}
+
+// BenchmarkBias compares the two ways of adding a bias to a product on the
+// time-series field's shape: a broadcast add after it, and one more weight
+// row against a column of ones (what field.Linear does).
+func BenchmarkBias(b *testing.B) {
+	const m, k, n = 512, 33, 32
+	flops := 2 * float64(m*k*n)
+	b.Run("broadcast-add", func(b *testing.B) {
+		benchGraph(b, func(x, w *Node) *Node {
+			bias := Slice(w, AxisRange(0, 1))
+			return Add(AB(x, w), bias)
+		}, filled(m, k), filled(k, n), flops)
+	})
+	b.Run("ones-column", func(b *testing.B) {
+		benchGraph(b, func(x, w *Node) *Node {
+			bias := Slice(w, AxisRange(0, 1))
+			xt := Concatenate([]*Node{x, Ones(x.Graph(), shapes.Make(x.DType(), m, 1))}, 1)
+			return AB(xt, Concatenate([]*Node{w, bias}, 0))
+		}, filled(m, k), filled(k, n), flops)
+	})
+}
