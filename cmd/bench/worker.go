@@ -119,11 +119,14 @@ func newProblem(o options, b backends.Backend, ctx *context.Context) (*problem, 
 		if err != nil {
 			return nil, err
 		}
-		evalSet, err := zoo.EvalBatches(test.Subset(o.EvalSize), 500)
+		// Evaluation runs in batches of the training batch's size: larger
+		// ones would set the run's peak memory (at width 64 the second stem
+		// convolution's patches of 500 images take 346 MB).
+		evalSet, err := zoo.EvalBatches(test.Subset(o.EvalSize), o.Batch)
 		if err != nil {
 			return nil, err
 		}
-		fullSet, err := zoo.EvalBatches(test.Subset(o.FinalSize), 500) // FinalSize 0: the whole test set
+		fullSet, err := zoo.EvalBatches(test.Subset(o.FinalSize), o.Batch) // FinalSize 0: the whole test set
 		if err != nil {
 			return nil, err
 		}
