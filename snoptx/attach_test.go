@@ -32,17 +32,6 @@ func (d fixedData) Yield() (any, []*tensors.Tensor, []*tensors.Tensor, error) {
 	return nil, []*tensors.Tensor{tensors.FromValue(d.x)}, []*tensors.Tensor{tensors.FromValue(d.y)}, nil
 }
 
-func randMat(rng *rand.Rand, r, c int) [][]float64 {
-	m := make([][]float64, r)
-	for i := range m {
-		m[i] = make([]float64, c)
-		for j := range m[i] {
-			m[i][j] = rng.NormFloat64()
-		}
-	}
-	return m
-}
-
 // homog appends a column of ones.
 func homog(m [][]float64) *mat.Dense {
 	out := mat.NewDense(len(m), len(m[0])+1, nil)
@@ -92,7 +81,7 @@ func assertMatNear(t *testing.T, want, got mat.Matrix, tol float64, msg string) 
 func TestRecordedStatisticsMatchPerSampleSums(t *testing.T) {
 	rng := rand.New(rand.NewPCG(31, 32))
 	const batch = 5
-	x, target := randMat(rng, batch, 4), randMat(rng, batch, 2)
+	x, target := testutil.RandMat(rng, batch, 4), testutil.RandMat(rng, batch, 2)
 	ctx := context.New()
 	ctx.SetParam(ParamCollectStats, true)
 	model := func(ctx *context.Context, _ any, in []*Node) []*Node {
@@ -191,7 +180,7 @@ func mseGrad(x [][]float64, target [][]float64, w *mat.Dense) *mat.Dense {
 func TestAttachPreconditionsThroughTrainLoop(t *testing.T) {
 	rng := rand.New(rand.NewPCG(41, 42))
 	const batch, lr, eps = 6, 0.3, 0.05
-	data := fixedData{x: randMat(rng, batch, 4), y: randMat(rng, batch, 3)}
+	data := fixedData{x: testutil.RandMat(rng, batch, 4), y: testutil.RandMat(rng, batch, 3)}
 	run := func(opt Optimizer, attach bool) (*context.Context, []*mat.Dense) {
 		ctx := context.New()
 		require.NoError(t, ctx.SetRNGStateFromSeed(7)) // the same initial weights in both runs
@@ -341,7 +330,7 @@ func TestConvStatisticsMatchPerPixelSums(t *testing.T) {
 // bit for bit, as 8 uninterrupted steps.
 func TestAttachResumeFromGoMLXCheckpointIsBitIdentical(t *testing.T) {
 	rng := rand.New(rand.NewPCG(61, 62))
-	data := fixedData{x: randMat(rng, 8, 4), y: randMat(rng, 8, 2)}
+	data := fixedData{x: testutil.RandMat(rng, 8, 4), y: testutil.RandMat(rng, 8, 2)}
 	model := func(ctx *context.Context, _ any, in []*Node) []*Node {
 		h := Tanh(Dense(ctx.In("l1"), in[0], true, 5))
 		return []*Node{Dense(ctx.In("l2"), h, true, 2)}

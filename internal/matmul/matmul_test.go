@@ -15,18 +15,6 @@ import (
 	"github.com/snopt-go/snopt/internal/testutil"
 )
 
-// randMat returns an [r, c] float64 matrix with standard normal entries.
-func randMat(rng *rand.Rand, r, c int) [][]float64 {
-	m := make([][]float64, r)
-	for i := range m {
-		m[i] = make([]float64, c)
-		for j := range m[i] {
-			m[i][j] = rng.NormFloat64()
-		}
-	}
-	return m
-}
-
 // product returns Σ_l x[i][l]·y[l][j] with x and y read through the
 // accessors, summed in order.
 func product(rows, inner, cols int, x, y func(i, l int) float64) [][]float64 {
@@ -71,12 +59,12 @@ func TestProductsMatchBruteForce(t *testing.T) {
 		for _, sz := range [][3]int{{96, 37, 29}, {600, 13, 7}, {7, 5, 3}, {97, 41, 23}} {
 			m, k, n := sz[0], sz[1], sz[2]
 			t.Run(fmt.Sprintf("workers%d/%dx%dx%d", w, m, k, n), func(t *testing.T) {
-				a, b, bt := randMat(rng, m, k), randMat(rng, k, n), randMat(rng, n, k)
+				a, b, bt := testutil.RandMat(rng, m, k), testutil.RandMat(rng, k, n), testutil.RandMat(rng, n, k)
 				want := product(m, k, n, func(i, l int) float64 { return a[i][l] }, func(l, j int) float64 { return b[l][j] })
 				requireClose(t, want, run(t, AB, a, b))
 				wantT := product(m, k, n, func(i, l int) float64 { return a[i][l] }, func(l, j int) float64 { return bt[j][l] })
 				requireClose(t, wantT, run(t, ABT, a, bt))
-				c := randMat(rng, m, n)
+				c := testutil.RandMat(rng, m, n)
 				wantTA := product(k, m, n, func(i, l int) float64 { return a[l][i] }, func(l, j int) float64 { return c[l][j] })
 				requireClose(t, wantTA, run(t, ATB, a, c))
 			})
@@ -122,7 +110,7 @@ func TestAutodiffThroughBlocks(t *testing.T) {
 	workers = 2
 	rng := rand.New(rand.NewPCG(3, 4))
 	m, k, n := 96, 37, 29
-	a, b, c := randMat(rng, m, k), randMat(rng, k, n), randMat(rng, m, n)
+	a, b, c := testutil.RandMat(rng, m, k), testutil.RandMat(rng, k, n), testutil.RandMat(rng, m, n)
 	exec := MustNewExec(testutil.Backend(), func(a, b, c *Node) []*Node {
 		require.Equal(t, 2, rowBlocks(a, m, k, n), "the product must be cut for this test to mean anything")
 		loss := ReduceAllSum(Mul(AB(a, b), c))

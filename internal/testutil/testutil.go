@@ -43,6 +43,19 @@ func RandN(rng *rand.Rand, dims ...int) *tensors.Tensor {
 	return tensors.FromFlatDataAndDimensions(vals, dims...)
 }
 
+// RandMat returns an [r, c] matrix with standard normal entries drawn from
+// rng.
+func RandMat(rng *rand.Rand, r, c int) [][]float64 {
+	m := make([][]float64, r)
+	for i := range m {
+		m[i] = make([]float64, c)
+		for j := range m[i] {
+			m[i][j] = rng.NormFloat64()
+		}
+	}
+	return m
+}
+
 // Float64s copies a float64 tensor's values.
 func Float64s(t testing.TB, x *tensors.Tensor) []float64 {
 	t.Helper()
