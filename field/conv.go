@@ -121,7 +121,7 @@ func (l *Conv2D) Forward(ctx *context.Context, t, x *Node) (*Node, any) {
 		// The bias is one more weight row, against the patches' column of
 		// ones (cheaper than a broadcast add on the pure-Go backend).
 		s.bVar = scope.VariableWithShape("biases", shapeLike(x, l.Out))
-		wt = Concatenate([]*Node{wt, InsertAxes(s.bVar.ValueGraph(g), 0)}, 0)
+		wt = withBiasRow(wt, s.bVar.ValueGraph(g))
 	}
 	return Reshape(matmul.AB(patches, wt), b, ho, wo, l.Out), s
 }

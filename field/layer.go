@@ -121,6 +121,10 @@ func matTMul(a, b *Node) *Node { return matmul.ATB(a, b) }
 // matMulT returns a·bᵀ for matrices a [n, p], b [q, p].
 func matMulT(a, b *Node) *Node { return matmul.ABT(a, b) }
 
+// withBiasRow appends the bias b [Out] to the weights w [in, Out] as a last
+// row, [in+1, Out]: the matrix that multiplies homogeneous rows [z, 1].
+func withBiasRow(w, b *Node) *Node { return Concatenate([]*Node{w, InsertAxes(b, 0)}, 0) }
+
 // withOnes appends a column of ones to a matrix [n, p] → [n, p+1].
 func withOnes(z *Node) *Node {
 	n := z.Shape().Dimensions[0]

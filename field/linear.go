@@ -41,19 +41,19 @@ func (l *Linear) Forward(ctx *context.Context, t, x *Node) (*Node, any) {
 	}
 	g := x.Graph()
 	batch, in := x.Shape().Dimensions[0], x.Shape().Dimensions[1]
-	cols := []*Node{x}
+	cols, rows := []*Node{x}, in
 	if l.ConcatTime {
-		cols = append(cols, timeColumn(t, batch))
+		cols, rows = append(cols, timeColumn(t, batch)), in+1
 	}
 	scope := ctx.In(l.Name)
-	wVar := scope.VariableWithShape("weights", shapeLike(x, len(cols)-1+in, l.Out))
+	wVar := scope.VariableWithShape("weights", shapeLike(x, rows, l.Out))
 	w := wVar.ValueGraph(g)
 	s := &linearSaved{w: w, wVar: wVar, in: in}
 	wt := w
 	if !l.NoBias {
 		s.bVar = scope.VariableWithShape("biases", shapeLike(x, l.Out))
 		cols = append(cols, Ones(g, shapeLike(x, batch, 1)))
-		wt = Concatenate([]*Node{w, InsertAxes(s.bVar.ValueGraph(g), 0)}, 0)
+		wt = withBiasRow(w, s.bVar.ValueGraph(g))
 	}
 	s.zt = cols[0]
 	if len(cols) > 1 {

@@ -50,7 +50,7 @@ func (l *ConcatSquashLinear) Forward(ctx *context.Context, t, x *Node) (*Node, a
 	// h = [x, 1]·[W; b]: the bias as one more weight row (cheaper than a
 	// broadcast add on the pure-Go backend).
 	s.xt = withOnes(x)
-	s.h = matmul.AB(s.xt, Concatenate([]*Node{s.w, InsertAxes(s.bVar.ValueGraph(g), 0)}, 0))
+	s.h = matmul.AB(s.xt, withBiasRow(s.w, s.bVar.ValueGraph(g)))
 	tRow := Reshape(t, 1, 1)
 	s.gate = Sigmoid(Add(Mul(tRow, s.gwVar.ValueGraph(g)), InsertAxes(s.gbVar.ValueGraph(g), 0))) // [1, Out]
 	y := Add(Mul(s.h, s.gate), Mul(tRow, s.hVar.ValueGraph(g)))
