@@ -90,6 +90,22 @@ func TestHelpShowsExamplesAndHidesInternalFlags(t *testing.T) {
 	assert.NotContains(t, out.String(), "-worker")
 }
 
+// startUntilRows starts the bench with args and returns it once its log has
+// at least rows rows (the test fails after two minutes without them).
+func startUntilRows(t *testing.T, args []string, log string, rows int) *exec.Cmd {
+	t.Helper()
+	cmd := bench(t, args...)
+	require.NoError(t, cmd.Start())
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if recs, _ := trainer.ReadCSV(log); len(recs) >= rows {
+			return cmd
+		}
+		require.True(t, time.Now().Before(deadline), "the first run made no progress")
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // csvRows reads a log without its wall-clock columns.
 func csvRows(t *testing.T, path string) []string {
 	data, err := os.ReadFile(path)
@@ -120,18 +136,8 @@ func TestKillAndResumeIsBitIdentical(t *testing.T) {
 	full, part := filepath.Join(dir, "full"), filepath.Join(dir, "part")
 	require.NoError(t, bench(t, args(full)...).Run())
 
-	first := bench(t, args(part)...)
-	require.NoError(t, first.Start())
 	log := filepath.Join(part, "circle-snopt.csv")
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		recs, _ := trainer.ReadCSV(log)
-		if len(recs) >= 14 {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "the first run made no progress")
-		time.Sleep(10 * time.Millisecond)
-	}
+	first := startUntilRows(t, args(part), log, 14)
 	var stderr bytes.Buffer
 	second := bench(t, args(part)...)
 	second.Stderr = &stderr

@@ -148,17 +148,8 @@ func TestFFJORDResumeIsBitIdentical(t *testing.T) {
 	}
 	full, part := filepath.Join(dir, "full"), filepath.Join(dir, "part")
 	require.NoError(t, bench(t, args(full)...).Run())
-	first := bench(t, args(part)...)
-	require.NoError(t, first.Start())
 	log := filepath.Join(part, "gas-snopt.csv")
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		if recs, _ := trainer.ReadCSV(log); len(recs) >= 11 {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "the first run made no progress")
-		time.Sleep(5 * time.Millisecond)
-	}
+	first := startUntilRows(t, args(part), log, 11)
 	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
 	_ = first.Wait()
 	time.Sleep(1500 * time.Millisecond) // the worker dies with its orchestrator
