@@ -106,6 +106,19 @@ func startUntilRows(t *testing.T, args []string, log string, rows int) *exec.Cmd
 	}
 }
 
+// resumeMatches resumes a killed bench (args include -resume) and requires
+// its log to equal the uninterrupted run's fullLog row for row, wall-clock
+// columns aside.
+func resumeMatches(t *testing.T, args []string, log, fullLog string) {
+	t.Helper()
+	var out bytes.Buffer
+	resumed := bench(t, args...)
+	resumed.Stderr = &out
+	require.NoError(t, resumed.Run(), out.String())
+	assert.Contains(t, out.String(), "resumed snopt")
+	assert.Equal(t, csvRows(t, fullLog), csvRows(t, log))
+}
+
 // csvRows reads a log without its wall-clock columns.
 func csvRows(t *testing.T, path string) []string {
 	data, err := os.ReadFile(path)
@@ -156,15 +169,10 @@ func TestKillAndResumeIsBitIdentical(t *testing.T) {
 	require.Equal(t, before, after, "a worker outlived its orchestrator")
 	require.Less(t, strings.Count(string(after), "\n"), 31, "the run was killed before it finished")
 
-	var out bytes.Buffer
-	resumed := bench(t, args(part, "-resume")...)
-	resumed.Stderr = &out
-	require.NoError(t, resumed.Run(), out.String())
-	assert.Contains(t, out.String(), "resumed snopt")
-	assert.Equal(t, csvRows(t, filepath.Join(full, "circle-snopt.csv")), csvRows(t, log))
+	resumeMatches(t, args(part, "-resume"), log, filepath.Join(full, "circle-snopt.csv"))
 
 	// Resuming with another learning rate is refused, naming it.
-	out.Reset()
+	var out bytes.Buffer
 	other := bench(t, args(part, "-resume", "-lr", "snopt=0.02", "-iters", "40")...)
 	other.Stderr = &out
 	require.Error(t, other.Run())
