@@ -69,3 +69,60 @@ func BenchmarkBias(b *testing.B) {
 		}, filled(m, k), filled(k, n), flops)
 	})
 }
+
+// BenchmarkSeriesFieldFloor times the least work one evaluation of the
+// time-series ODE field can do on this backend: its four matrix products and
+// three tanh, nothing else (no concatenation, no Runge–Kutta combination).
+// "fwd" is one forward evaluation: four [B, H+2]·[H+2, H] products (time and
+// ones columns) and three tanh over [B, H]. "bwd" is one evaluation of the
+// adjoint's augmented dynamics: the same forward recomputation, then per
+// layer the input cotangent g·Wᵀ and the weight cotangent [z, t, 1]ᵀ·g.
+// Multiplied by an iteration's evaluation counts, ms/eval gives a floor under
+// the time of one training iteration (docs/benchmarks.md, issue 12).
+func BenchmarkSeriesFieldFloor(b *testing.B) {
+	for _, p := range []struct {
+		name  string
+		batch int
+		h     int
+	}{{"CharT", 512, 32}, {"ArtWR", 256, 64}} {
+		in := p.h + 2
+		forward := func(z, w *Node) (acts []*Node, out *Node) {
+			x := z
+			for l := range 4 {
+				if l > 0 {
+					x = Tanh(x)
+				}
+				xt := Concatenate([]*Node{x, Slice(z, AxisRange(), AxisRange(0, 2))}, 1)
+				acts = append(acts, xt)
+				x = AB(xt, Slice(w, AxisRange(l*in, (l+1)*in)))
+			}
+			return acts, x
+		}
+		// The concatenation above stands in for the layers' [z, t, 1] rows;
+		// it is part of the field too, so the floor stays a floor.
+		fwd := func(z, w *Node) *Node {
+			_, out := forward(z, w)
+			return out
+		}
+		bwd := func(z, w *Node) *Node {
+			acts, g := forward(z, w)
+			var grads []*Node
+			for l := 3; l >= 0; l-- {
+				wl := Slice(w, AxisRange(l*in, (l+1)*in))
+				grads = append(grads, ATB(acts[l], g))
+				g = Slice(ABT(g, wl), AxisRange(), AxisRange(0, p.h))
+			}
+			return Add(ReduceAllSum(g), ReduceAllSum(Concatenate(grads, 0)))
+		}
+		z, w := filled(p.batch, p.h), filled(4*in, p.h)
+		mac := float64(p.batch * in * p.h)
+		b.Run(p.name+"/fwd", func(b *testing.B) { benchEval(b, fwd, z, w, 4*2*mac) })
+		b.Run(p.name+"/bwd", func(b *testing.B) { benchEval(b, bwd, z, w, 12*2*mac) })
+	}
+}
+
+// benchEval is benchGraph reporting milliseconds per call as well.
+func benchEval(b *testing.B, fn func(x, y *Node) *Node, x, y *tensors.Tensor, flops float64) {
+	benchGraph(b, fn, x, y, flops)
+	b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/eval")
+}
