@@ -71,10 +71,11 @@ func BenchmarkBias(b *testing.B) {
 }
 
 // BenchmarkSeriesFieldFloor times the least work one evaluation of the
-// time-series ODE field can do on this backend: its four matrix products and
-// three tanh, nothing else (no concatenation, no Runge–Kutta combination).
-// "fwd" is one forward evaluation: four [B, H+2]·[H+2, H] products (time and
-// ones columns) and three tanh over [B, H]. "bwd" is one evaluation of the
+// time-series ODE field can do on this backend: its four matrix products,
+// three tanh and the concatenation of each layer's [z, t, 1] rows (the two
+// extra columns are taken from z here), nothing else (no Runge–Kutta
+// combination, no tanh derivative). "fwd" is one forward evaluation: four
+// [B, H+2]·[H+2, H] products and three tanh over [B, H]. "bwd" is one evaluation of the
 // adjoint's augmented dynamics: the same forward recomputation, then per
 // layer the input cotangent g·Wᵀ and the weight cotangent [z, t, 1]ᵀ·g.
 // Multiplied by an iteration's evaluation counts, ms/eval gives a floor under
@@ -98,8 +99,6 @@ func BenchmarkSeriesFieldFloor(b *testing.B) {
 			}
 			return acts, x
 		}
-		// The concatenation above stands in for the layers' [z, t, 1] rows;
-		// it is part of the field too, so the floor stays a floor.
 		fwd := func(z, w *Node) *Node {
 			_, out := forward(z, w)
 			return out
