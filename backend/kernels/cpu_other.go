@@ -1,0 +1,9 @@
+//go:build !amd64
+
+package kernels
+
+// bestLevel: only the pure-Go kernels exist off amd64.
+var bestLevel = LevelGo
+
+// asmKernel: there are no assembly kernels off amd64.
+func asmKernel(Level) (microKernel, bool) { return microKernel{}, false }
