@@ -95,5 +95,13 @@ func NewWithConfig(config string) (backends.Backend, error) {
 	if err != nil {
 		return nil, errors.WithMessagef(err, "backend: creating %q", config)
 	}
+	notice, err = enable(b)
+	if err != nil {
+		b.Finalize()
+		return nil, err
+	}
+	if notice != "" {
+		fmt.Fprintln(os.Stderr, notice)
+	}
 	return b, nil
 }

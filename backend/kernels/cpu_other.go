@@ -7,3 +7,6 @@ var bestLevel = LevelGo
 
 // asmKernel: there are no assembly kernels off amd64.
 func asmKernel(Level) (microKernel, bool) { return microKernel{}, false }
+
+func vecUnary(unaryOp, []float32, []float32) bool             { return false }
+func vecBinary(binaryOp, []float32, []float32, []float32) int { return 0 }

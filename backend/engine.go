@@ -1,0 +1,475 @@
+package backend
+
+import (
+	"fmt"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/backends/simplego"
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
+	"github.com/gomlx/gomlx/pkg/core/shapes"
+	"github.com/pkg/errors"
+
+	"github.com/snopt-go/snopt/backend/kernels"
+)
+
+// The engine: snopt-go's float32 kernels (package kernels) run simplego's
+// ops in place of its own executors.
+//
+// simplego executes each node of a compiled graph through a package-level
+// table of executors indexed by op type. The engine reaches that table with
+// //go:linkname and replaces the entries for the ops it implements with
+// wrappers. A wrapper runs the engine's kernel only for a backend the engine
+// is enabled on (backend.New's, unless SNOPT_KERNELS=off) and only for
+// inputs it handles (float32, supported layouts); everything else goes to
+// the executor simplego had, so a plain simplego backend in the same
+// process computes exactly as before. docs/engine.md says why this hook was
+// chosen over a backend of our own.
+//
+// The wrappers read two unexported things: a node's output shape and data
+// (simplego.Node) and a DotGeneral node's axes. They read them through
+// mirror types whose fields are checked against the real ones with reflect
+// (names, offsets, types, sizes) before anything is installed, and a
+// self-test then runs a product and a tanh through the installed table and
+// compares with the executors simplego had. On any mismatch nothing stays
+// installed, plain simplego runs, and one line on standard error says so.
+
+// KernelsEnvVar selects the engine: "on" or unset (the best kernels this CPU
+// runs), "off" (plain simplego), or a level to force: "go", "avx2",
+// "avx512" (capped at what the CPU supports).
+const KernelsEnvVar = "SNOPT_KERNELS"
+
+// executor is the type of simplego's node executors.
+type executor = func(*simplego.Backend, *simplego.Node, []*simplego.Buffer, []bool) (*simplego.Buffer, error)
+
+// simplegoExecutors is simplego's table of node executors, by op type.
+//
+//go:linkname simplegoExecutors github.com/gomlx/gomlx/backends/simplego.nodeExecutors
+var simplegoExecutors [backends.OpTypeLast]executor
+
+// nodeMirror mirrors simplego.Node; verifyMirrors checks every field.
+type nodeMirror struct {
+	builderIdx         int
+	inputs             []*simplego.Node
+	opType             backends.OpType
+	shape              shapes.Shape
+	builder            *simplego.Builder
+	multiOutputsShapes []shapes.Shape
+	multiOutputsNodes  []*simplego.Node
+	isNodeSelectOutput bool
+	selectOutputIdx    int
+	data               any
+}
+
+// dotGeneralMirror mirrors simplego's DotGeneral node data.
+type dotGeneralMirror struct {
+	lhsContractingAxes, lhsBatchAxes                       []int
+	rhsContractingAxes, rhsBatchAxes                       []int
+	batchSize, lhsCrossSize, rhsCrossSize, contractingSize int
+	lhsBlockedShape, rhsBlockedShape, outputBlockedShape   shapes.Shape
+}
+
+func mirrorOf(n *simplego.Node) *nodeMirror { return (*nodeMirror)(unsafe.Pointer(n)) }
+
+// engine is the installed state.
+var engine struct {
+	once sync.Once
+	// err is why the engine is not installed (nil when it is).
+	err error
+	// orig holds simplego's executors for the ops the engine replaced.
+	orig [backends.OpTypeLast]executor
+	// dgType is the dynamic type of a DotGeneral node's data.
+	dgType reflect.Type
+	// enabled is the set of *simplego.Backend the kernels run for.
+	enabled sync.Map
+}
+
+// ErrEngine reports that the engine could not be installed.
+var ErrEngine = errors.New("backend: kernel engine not installed")
+
+// sameFields checks that mirror has the fields of real, in order, with the
+// same names, offsets and types, and the same size.
+func sameFields(mirror, real reflect.Type) error {
+	if mirror.NumField() != real.NumField() || mirror.Size() != real.Size() {
+		return errors.Errorf("%s has %d fields and %d bytes, its mirror %d and %d",
+			real, real.NumField(), real.Size(), mirror.NumField(), mirror.Size())
+	}
+	for i := range mirror.NumField() {
+		mf, rf := mirror.Field(i), real.Field(i)
+		if mf.Name != rf.Name || mf.Offset != rf.Offset || mf.Type != rf.Type {
+			return errors.Errorf("%s field %d is %s %s at %d, its mirror %s %s at %d",
+				real, i, rf.Name, rf.Type, rf.Offset, mf.Name, mf.Type, mf.Offset)
+		}
+	}
+	return nil
+}
+
+// verifyMirrors checks the mirror types against simplego's and finds the
+// type of a DotGeneral node's data by building one.
+func verifyMirrors() (reflect.Type, error) {
+	if err := sameFields(reflect.TypeFor[nodeMirror](), reflect.TypeFor[simplego.Node]()); err != nil {
+		return nil, err
+	}
+	b, err := simplego.New("ops_sequential")
+	if err != nil {
+		return nil, errors.Wrap(err, "creating a probe backend")
+	}
+	defer b.Finalize()
+	bld := b.Builder("engine-probe")
+	x, err := bld.Parameter("x", shapes.Make(dtypes.Float32, 2, 3), nil)
+	if err != nil {
+		return nil, err
+	}
+	out, err := bld.DotGeneral(x, []int{1}, nil, x, []int{1}, nil)
+	if err != nil {
+		return nil, err
+	}
+	n, ok := out.(*simplego.Node)
+	if !ok {
+		return nil, errors.Errorf("simplego's DotGeneral returned a %T", out)
+	}
+	for mirrorOf(n).opType != backends.OpTypeDotGeneral {
+		if len(mirrorOf(n).inputs) != 1 {
+			return nil, errors.Errorf("no DotGeneral node under simplego's DotGeneral (found %s)", mirrorOf(n).opType)
+		}
+		n = mirrorOf(n).inputs[0]
+	}
+	data := mirrorOf(n).data
+	dgType := reflect.TypeOf(data)
+	if dgType == nil || dgType.Kind() != reflect.Pointer || dgType.Elem().Kind() != reflect.Struct {
+		return nil, errors.Errorf("DotGeneral node data is %T, not a pointer to a struct", data)
+	}
+	if err := sameFields(reflect.TypeFor[dotGeneralMirror](), dgType.Elem()); err != nil {
+		return nil, err
+	}
+	dg := (*dotGeneralMirror)(reflect.ValueOf(data).UnsafePointer())
+	if !slices.Equal(dg.lhsContractingAxes, []int{1}) || dg.lhsCrossSize != 2 || dg.contractingSize != 3 {
+		return nil, errors.Errorf("DotGeneral node data reads %+v for [2,3]·[2,3]ᵀ", *dg)
+	}
+	return dgType, nil
+}
+
+// install puts the engine's executors into simplego's table, once. It
+// returns why it could not (the table is then as simplego left it).
+func install() error {
+	engine.once.Do(func() {
+		dgType, err := verifyMirrors()
+		if err != nil {
+			engine.err = errors.Wrap(ErrEngine, err.Error())
+			return
+		}
+		engine.dgType = dgType
+		for op := range engineExecutors {
+			if simplegoExecutors[op] == nil {
+				engine.err = errors.Wrapf(ErrEngine, "simplego has no executor for %s", op)
+				return
+			}
+		}
+		for op, ex := range engineExecutors {
+			engine.orig[op] = simplegoExecutors[op]
+			simplegoExecutors[op] = ex
+		}
+		if err := selfTest(); err != nil {
+			for op := range engineExecutors {
+				simplegoExecutors[op] = engine.orig[op]
+			}
+			engine.err = errors.Wrap(ErrEngine, err.Error())
+		}
+	})
+	return engine.err
+}
+
+// engineExecutors are the executors the engine installs, by op type.
+var engineExecutors = map[backends.OpType]executor{
+	backends.OpTypeDotGeneral: execDotGeneral,
+	backends.OpTypeTanh:       unaryExecutor(backends.OpTypeTanh, kernels.Tanh),
+	backends.OpTypeExp:        unaryExecutor(backends.OpTypeExp, kernels.Exp),
+	backends.OpTypeLogistic:   unaryExecutor(backends.OpTypeLogistic, kernels.Logistic),
+	backends.OpTypeAdd:        binaryExecutor(backends.OpTypeAdd, kernels.Add),
+	backends.OpTypeSub:        binaryExecutor(backends.OpTypeSub, kernels.Sub),
+	backends.OpTypeMul:        binaryExecutor(backends.OpTypeMul, kernels.Mul),
+}
+
+// enable turns the engine on for b: it installs the executors if needed,
+// applies the level SNOPT_KERNELS asks for, and returns a one-line notice
+// when the engine cannot run.
+func enable(b backends.Backend) (notice string, err error) {
+	sb, ok := b.(*simplego.Backend)
+	if !ok {
+		return "", nil
+	}
+	setting := strings.ToLower(strings.TrimSpace(os.Getenv(KernelsEnvVar)))
+	switch setting {
+	case "off":
+		return "", nil
+	case "", "on":
+		kernels.SetLevel(kernels.Best())
+	default:
+		l, err := kernels.ParseLevel(setting)
+		if err != nil {
+			return "", errors.Errorf("backend: %s=%q: want on, off, go, avx2 or avx512", KernelsEnvVar, setting)
+		}
+		kernels.SetLevel(l)
+	}
+	if err := install(); err != nil {
+		return fmt.Sprintf("backend: %v; plain simplego runs", err), nil
+	}
+	engine.enabled.Store(sb, struct{}{})
+	return "", nil
+}
+
+// EngineOn reports whether the engine's kernels run for b.
+func EngineOn(b backends.Backend) bool {
+	sb, ok := b.(*simplego.Backend)
+	if !ok {
+		return false
+	}
+	_, on := engine.enabled.Load(sb)
+	return on
+}
+
+// Describe returns a short description of how b computes, for logs and
+// reports: for example "SimpleGo (go), engine avx512" or "SimpleGo (go),
+// engine off".
+func Describe(b backends.Backend) string {
+	if _, ok := b.(*simplego.Backend); !ok {
+		return b.Name()
+	}
+	if EngineOn(b) {
+		return fmt.Sprintf("%s, engine %s", b.Name(), kernels.Current())
+	}
+	return b.Name() + ", engine off"
+}
+
+// on reports whether the engine runs for sb.
+func on(sb *simplego.Backend) bool {
+	_, ok := engine.enabled.Load(sb)
+	return ok
+}
+
+// float32Flat returns buf's data as []float32, or nil.
+func float32Flat(b *simplego.Backend, buf *simplego.Buffer) []float32 {
+	flat, err := b.BufferData(buf)
+	if err != nil {
+		return nil
+	}
+	f, _ := flat.([]float32)
+	return f
+}
+
+// shapeOf returns buf's shape.
+func shapeOf(b *simplego.Backend, buf *simplego.Buffer) shapes.Shape {
+	s, _ := b.BufferShape(buf)
+	return s
+}
+
+// operandLayout returns how a DotGeneral operand of the given shape is read
+// as a matrix with the free (cross) axes as rows and the contracting axes as
+// columns: rs and cs are the strides of a row and a column, and ok is false
+// when the batch axes are not the leading ones in order or the contracting
+// axes are not one run of consecutive axes at the start or the end of the
+// rest. cross and contract are the products of the free and contracting
+// dimensions.
+func operandLayout(dims []int, contracting, batch []int, cross, contract int) (rs, cs int, ok bool) {
+	for i, a := range batch {
+		if a != i {
+			return 0, 0, false
+		}
+	}
+	nb, nc, rank := len(batch), len(contracting), len(dims)
+	for i := 1; i < nc; i++ {
+		if contracting[i] != contracting[i-1]+1 {
+			return 0, 0, false
+		}
+	}
+	switch {
+	case nc == 0 || contracting[nc-1] == rank-1:
+		// [batch…, cross…, contract…]
+		if nc > 0 && contracting[0] < nb {
+			return 0, 0, false
+		}
+		return contract, 1, true
+	case contracting[0] == nb:
+		// [batch…, contract…, cross…]
+		return 1, cross, true
+	}
+	return 0, 0, false
+}
+
+// execDotGeneral runs a float32 DotGeneral with kernels.GemmBatch.
+func execDotGeneral(b *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
+	orig := engine.orig[backends.OpTypeDotGeneral]
+	nm := mirrorOf(node)
+	if !on(b) || nm.shape.DType != dtypes.Float32 || reflect.TypeOf(nm.data) != engine.dgType {
+		return orig(b, node, inputs, owned)
+	}
+	dg := (*dotGeneralMirror)(reflect.ValueOf(nm.data).UnsafePointer())
+	lhsShape, rhsShape := shapeOf(b, inputs[0]), shapeOf(b, inputs[1])
+	lhs, rhs := float32Flat(b, inputs[0]), float32Flat(b, inputs[1])
+	batch, m, n, k := dg.batchSize, dg.lhsCrossSize, dg.rhsCrossSize, dg.contractingSize
+	ars, acs, okA := operandLayout(lhsShape.Dimensions, dg.lhsContractingAxes, dg.lhsBatchAxes, m, k)
+	// For rhs the "cross" rows are B's columns: read it as Bᵀ, then swap.
+	bcs, brs, okB := operandLayout(rhsShape.Dimensions, dg.rhsContractingAxes, dg.rhsBatchAxes, n, k)
+	if lhs == nil || rhs == nil || !okA || !okB || len(lhs) != batch*m*k || len(rhs) != batch*k*n {
+		return orig(b, node, inputs, owned)
+	}
+	out := b.NewBuffer(nm.shape)
+	if out == nil {
+		return nil, errors.New("DotGeneral: backend finalized")
+	}
+	c := float32Flat(b, out)
+	if err := catch(func() {
+		kernels.GemmBatch(batch, m, n, k,
+			kernels.Mat{Data: lhs, RowStride: ars, ColStride: acs}, m*k,
+			kernels.Mat{Data: rhs, RowStride: brs, ColStride: bcs}, k*n, c)
+	}); err != nil {
+		return nil, errors.WithMessagef(err, "DotGeneral %s·%s", lhsShape, rhsShape)
+	}
+	return out, nil
+}
+
+// catch runs f and turns a panic into an error.
+func catch(f func()) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = errors.Errorf("kernel panic: %v", r)
+		}
+	}()
+	f()
+	return nil
+}
+
+// unaryExecutor runs a float32 element-wise function with f, in place when
+// simplego owns the input (as its own executors do).
+func unaryExecutor(op backends.OpType, f func(dst, src []float32)) executor {
+	return func(b *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
+		src := float32Flat(b, inputs[0])
+		if !on(b) || src == nil {
+			return engine.orig[op](b, node, inputs, owned)
+		}
+		out := inputs[0]
+		if owned[0] {
+			inputs[0] = nil // tells simplego the buffer was taken over
+		} else if out = b.NewBuffer(shapeOf(b, inputs[0])); out == nil {
+			return nil, errors.Errorf("%s: backend finalized", op)
+		}
+		f(float32Flat(b, out), src)
+		return out, nil
+	}
+}
+
+// binaryExecutor runs a float32 element-wise operation on two operands of
+// one shape with f (other shapes go to simplego, which broadcasts scalars),
+// reusing an owned operand's buffer as simplego does: the right one first.
+func binaryExecutor(op backends.OpType, f func(dst, a, b []float32)) executor {
+	return func(b *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
+		lhs, rhs := float32Flat(b, inputs[0]), float32Flat(b, inputs[1])
+		if !on(b) || lhs == nil || rhs == nil || len(lhs) != len(rhs) || !shapeOf(b, inputs[0]).Equal(shapeOf(b, inputs[1])) {
+			return engine.orig[op](b, node, inputs, owned)
+		}
+		var out *simplego.Buffer
+		switch {
+		case owned[1]:
+			out, inputs[1] = inputs[1], nil
+		case owned[0]:
+			out, inputs[0] = inputs[0], nil
+		default:
+			if out = b.NewBuffer(shapeOf(b, inputs[0])); out == nil {
+				return nil, errors.Errorf("%s: backend finalized", op)
+			}
+		}
+		f(float32Flat(b, out), lhs, rhs)
+		return out, nil
+	}
+}
+
+// selfTest runs a small graph of every swapped op on a probe backend with
+// the engine on and compares it with the same graph on plain executors.
+func selfTest() error {
+	run := func(withEngine bool) ([]float32, error) {
+		b, err := simplego.New("ops_sequential")
+		if err != nil {
+			return nil, err
+		}
+		defer b.Finalize()
+		if withEngine {
+			engine.enabled.Store(b, struct{}{})
+			defer engine.enabled.Delete(b)
+		}
+		bld := b.Builder("engine-self-test")
+		x, err := bld.Parameter("x", shapes.Make(dtypes.Float32, 13, 7), nil)
+		if err != nil {
+			return nil, err
+		}
+		y, err := bld.Parameter("y", shapes.Make(dtypes.Float32, 19, 7), nil)
+		if err != nil {
+			return nil, err
+		}
+		var ops []backends.Op
+		step := func(op backends.Op, err error) backends.Op {
+			if err == nil {
+				ops = append(ops, op)
+			}
+			return op
+		}
+		p := step(bld.DotGeneral(x, []int{1}, nil, y, []int{1}, nil)) // [13, 19]
+		t := step(bld.Tanh(p))
+		e := step(bld.Exp(t))
+		l := step(bld.Logistic(p))
+		s := step(bld.Sub(e, l))
+		m := step(bld.Mul(s, t))
+		out := step(bld.Add(m, p))
+		if len(ops) != 7 {
+			return nil, errors.New("building the self-test graph failed")
+		}
+		exe, err := bld.Compile([]backends.Op{out}, nil)
+		if err != nil {
+			return nil, err
+		}
+		defer exe.Finalize()
+		var in []backends.Buffer
+		for i, n := range []int{13 * 7, 19 * 7} {
+			v := make([]float32, n)
+			for j := range v {
+				v[j] = float32(((j*37+i*11)%23)-11) / 7
+			}
+			dims := []int{13, 7}
+			if i == 1 {
+				dims = []int{19, 7}
+			}
+			buf, err := b.BufferFromFlatData(0, v, shapes.Make(dtypes.Float32, dims...))
+			if err != nil {
+				return nil, err
+			}
+			in = append(in, buf)
+		}
+		res, err := exe.Execute(in, nil, 0)
+		if err != nil {
+			return nil, err
+		}
+		got := make([]float32, 13*19)
+		if err := b.BufferToFlatData(res[0], got); err != nil {
+			return nil, err
+		}
+		return got, nil
+	}
+	want, err := run(false)
+	if err != nil {
+		return errors.WithMessage(err, "self-test on plain simplego")
+	}
+	got, err := run(true)
+	if err != nil {
+		return errors.WithMessage(err, "self-test with the engine")
+	}
+	for i := range want {
+		if d := float64(got[i] - want[i]); !(d <= 1e-4 && d >= -1e-4) {
+			return errors.Errorf("self-test: element %d is %g with the engine, %g without", i, got[i], want[i])
+		}
+	}
+	return nil
+}

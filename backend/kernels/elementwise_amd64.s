@@ -1,0 +1,204 @@
+// AVX2+FMA element-wise kernels. The formulas are those of the pure-Go forms in elementwise.go.
+
+#include "textflag.h"
+
+// The AVX2+FMA element-wise kernels. Each processes n elements, n a multiple
+// of 8, from src (and src2) into dst; dst may be src. Constants come from
+// vecConsts (elementwise.go), one 8-lane row each.
+
+// func tanhAVX2(dst, src *float32, n int)
+TEXT ·tanhAVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	LEAQ ·vecConsts(SB), R8
+	VMOVUPS (R8), Y14
+	VMOVUPS 32(R8), Y15
+	SHRQ $3, CX
+	JZ   done_tanhAVX2
+loop_tanhAVX2:
+	VMOVUPS (SI), Y0
+	VMINPS Y0, Y14, Y1
+	VMAXPS Y1, Y15, Y1
+	VMULPS Y1, Y1, Y2
+	VMOVUPS 256(R8), Y3
+	VFMADD213PS 224(R8), Y2, Y3
+	VFMADD213PS 192(R8), Y2, Y3
+	VFMADD213PS 160(R8), Y2, Y3
+	VFMADD213PS 128(R8), Y2, Y3
+	VFMADD213PS 96(R8), Y2, Y3
+	VFMADD213PS 64(R8), Y2, Y3
+	VMULPS Y1, Y3, Y3
+	VMOVUPS 384(R8), Y4
+	VFMADD213PS 352(R8), Y2, Y4
+	VFMADD213PS 320(R8), Y2, Y4
+	VFMADD213PS 288(R8), Y2, Y4
+	VDIVPS Y4, Y3, Y5
+	VMOVUPS Y5, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  loop_tanhAVX2
+done_tanhAVX2:
+	VZEROUPPER
+	RET
+
+// func expAVX2(dst, src *float32, n int)
+TEXT ·expAVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	LEAQ ·vecConsts(SB), R8
+	VMOVUPS 416(R8), Y14
+	VMOVUPS 448(R8), Y15
+	SHRQ $3, CX
+	JZ   done_expAVX2
+loop_expAVX2:
+	VMOVUPS (SI), Y0
+	VMINPS Y0, Y14, Y1
+	VMAXPS Y1, Y15, Y1
+	VMULPS 480(R8), Y1, Y2
+	VROUNDPS $0, Y2, Y2
+	VFNMADD231PS 512(R8), Y2, Y1
+	VFNMADD231PS 544(R8), Y2, Y1
+	VMULPS Y1, Y1, Y3
+	VMOVUPS 576(R8), Y4
+	VFMADD213PS 608(R8), Y1, Y4
+	VFMADD213PS 640(R8), Y1, Y4
+	VFMADD213PS 672(R8), Y1, Y4
+	VFMADD213PS 704(R8), Y1, Y4
+	VFMADD213PS 736(R8), Y1, Y4
+	VFMADD213PS Y1, Y3, Y4
+	VADDPS 768(R8), Y4, Y4
+	VCVTPS2DQ Y2, Y5
+	VPSRAD $1, Y5, Y6
+	VPSUBD Y6, Y5, Y5
+	VPADDD 832(R8), Y6, Y6
+	VPADDD 832(R8), Y5, Y5
+	VPSLLD $23, Y6, Y6
+	VPSLLD $23, Y5, Y5
+	VMULPS Y6, Y4, Y4
+	VMULPS Y5, Y4, Y4
+	VMOVUPS Y4, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  loop_expAVX2
+done_expAVX2:
+	VZEROUPPER
+	RET
+
+// func logisticAVX2(dst, src *float32, n int)
+TEXT ·logisticAVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	LEAQ ·vecConsts(SB), R8
+	VMOVUPS 448(R8), Y15
+	SHRQ $3, CX
+	JZ   done_logisticAVX2
+loop_logisticAVX2:
+	VMOVUPS (SI), Y0
+	VANDPS 800(R8), Y0, Y1
+	VXORPS Y7, Y7, Y7
+	VSUBPS Y1, Y7, Y1
+	VMAXPS Y1, Y15, Y1
+	VMULPS 480(R8), Y1, Y2
+	VROUNDPS $0, Y2, Y2
+	VFNMADD231PS 512(R8), Y2, Y1
+	VFNMADD231PS 544(R8), Y2, Y1
+	VMULPS Y1, Y1, Y3
+	VMOVUPS 576(R8), Y4
+	VFMADD213PS 608(R8), Y1, Y4
+	VFMADD213PS 640(R8), Y1, Y4
+	VFMADD213PS 672(R8), Y1, Y4
+	VFMADD213PS 704(R8), Y1, Y4
+	VFMADD213PS 736(R8), Y1, Y4
+	VFMADD213PS Y1, Y3, Y4
+	VADDPS 768(R8), Y4, Y4
+	VCVTPS2DQ Y2, Y5
+	VPSRAD $1, Y5, Y6
+	VPSUBD Y6, Y5, Y5
+	VPADDD 832(R8), Y6, Y6
+	VPADDD 832(R8), Y5, Y5
+	VPSLLD $23, Y6, Y6
+	VPSLLD $23, Y5, Y5
+	VMULPS Y6, Y4, Y4
+	VMULPS Y5, Y4, Y4
+	VADDPS 768(R8), Y4, Y5
+	VMOVUPS 768(R8), Y6
+	VDIVPS Y5, Y6, Y6
+	VMULPS Y6, Y4, Y4
+	VCMPPS $1, Y7, Y0, Y9
+	VBLENDVPS Y9, Y4, Y6, Y10
+	VMOVUPS Y10, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  loop_logisticAVX2
+done_logisticAVX2:
+	VZEROUPPER
+	RET
+
+// func addAVX2(dst, a, b *float32, n int)
+TEXT ·addAVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ n+24(FP), CX
+	SHRQ $3, CX
+	JZ   done_addAVX2
+loop_addAVX2:
+	VMOVUPS (SI), Y0
+	VADDPS (DX), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  loop_addAVX2
+done_addAVX2:
+	VZEROUPPER
+	RET
+
+// func subAVX2(dst, a, b *float32, n int)
+TEXT ·subAVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ n+24(FP), CX
+	SHRQ $3, CX
+	JZ   done_subAVX2
+loop_subAVX2:
+	VMOVUPS (SI), Y0
+	VSUBPS (DX), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  loop_subAVX2
+done_subAVX2:
+	VZEROUPPER
+	RET
+
+// func mulAVX2(dst, a, b *float32, n int)
+TEXT ·mulAVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ n+24(FP), CX
+	SHRQ $3, CX
+	JZ   done_mulAVX2
+loop_mulAVX2:
+	VMOVUPS (SI), Y0
+	VMULPS (DX), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  loop_mulAVX2
+done_mulAVX2:
+	VZEROUPPER
+	RET
