@@ -83,8 +83,9 @@ var engine struct {
 	err error
 	// orig holds simplego's executors for the ops the engine replaced.
 	orig [backends.OpTypeLast]executor
-	// dgType is the dynamic type of a DotGeneral node's data.
-	dgType reflect.Type
+	// dataTypes holds the dynamic type of the node data of each op whose
+	// data the engine reads, as verifyMirrors found them.
+	dataTypes map[backends.OpType]reflect.Type
 	// enabled is the set of *simplego.Backend the kernels run for.
 	enabled sync.Map
 }
@@ -109,9 +110,69 @@ func sameFields(mirror, real reflect.Type) error {
 	return nil
 }
 
-// verifyMirrors checks the mirror types against simplego's and finds the
-// type of a DotGeneral node's data by building one.
-func verifyMirrors() (reflect.Type, error) {
+// typeOf returns the dynamic type of a node's data.
+func typeOf(d any) reflect.Type { return reflect.TypeOf(d) }
+
+// pointerOf returns the pointer held by d, a pointer-typed interface value.
+func pointerOf(d any) unsafe.Pointer { return reflect.ValueOf(d).UnsafePointer() }
+
+// probe is one node built by verifyMirrors, and the mirror of its data.
+type probe struct {
+	op     backends.OpType
+	mirror reflect.Type // nil: the data is a plain value of type value
+	value  reflect.Type
+	build  func(bld backends.Builder, x, idx, upd backends.Op) (backends.Op, error)
+	// check reads the data through the mirror and says whether it holds
+	// what build asked for.
+	check func(data any) bool
+}
+
+var probes = []probe{
+	{op: backends.OpTypeDotGeneral, mirror: reflect.TypeFor[dotGeneralMirror](),
+		build: func(bld backends.Builder, x, _, _ backends.Op) (backends.Op, error) {
+			return bld.DotGeneral(x, []int{1}, nil, x, []int{1}, nil)
+		},
+		check: func(d any) bool {
+			dg := (*dotGeneralMirror)(pointerOf(d))
+			return slices.Equal(dg.lhsContractingAxes, []int{1}) && slices.Equal(dg.rhsContractingAxes, []int{1}) &&
+				dg.batchSize == 1 && dg.lhsCrossSize == 2 && dg.rhsCrossSize == 2 && dg.contractingSize == 3
+		}},
+	{op: backends.OpTypeSlice, mirror: reflect.TypeFor[sliceMirror](),
+		build: func(bld backends.Builder, x, _, _ backends.Op) (backends.Op, error) {
+			return bld.Slice(x, []int{0, 1}, []int{2, 3}, []int{1, 2})
+		},
+		check: func(d any) bool {
+			sm := (*sliceMirror)(pointerOf(d))
+			return slices.Equal(sm.starts, []int{0, 1}) && slices.Equal(sm.limits, []int{2, 3}) && slices.Equal(sm.strides, []int{1, 2})
+		}},
+	{op: backends.OpTypeConcatenate, value: reflect.TypeFor[int](),
+		build: func(bld backends.Builder, x, _, _ backends.Op) (backends.Op, error) { return bld.Concatenate(1, x, x) },
+		check: func(d any) bool { return d.(int) == 1 }},
+	{op: backends.OpTypeGather, mirror: reflect.TypeFor[gatherMirror](),
+		build: func(bld backends.Builder, x, idx, _ backends.Op) (backends.Op, error) {
+			return bld.Gather(x, idx, 1, []int{1}, []int{0}, []int{0}, []int{1, 3}, false)
+		},
+		check: func(d any) bool {
+			g := (*gatherMirror)(pointerOf(d))
+			return g.indexVectorAxis == 1 && slices.Equal(g.offsetOutputAxes, []int{1}) && slices.Equal(g.collapsedSlicesAxes, []int{0}) &&
+				slices.Equal(g.startIndexMap, []int{0}) && slices.Equal(g.sliceSizes, []int{1, 3})
+		}},
+	{op: backends.OpTypeScatterSum, mirror: reflect.TypeFor[scatterMirror](),
+		build: func(bld backends.Builder, x, idx, upd backends.Op) (backends.Op, error) {
+			return bld.ScatterSum(x, idx, upd, 1, []int{1}, []int{0}, []int{0}, false, false)
+		},
+		check: func(d any) bool {
+			sc := (*scatterMirror)(pointerOf(d))
+			return sc.indexVectorAxis == 1 && slices.Equal(sc.updateWindowAxes, []int{1}) &&
+				slices.Equal(sc.insertedWindowAxes, []int{0}) && slices.Equal(sc.scatterAxesToOperandAxes, []int{0})
+		}},
+}
+
+// verifyMirrors checks the mirror types against simplego's: the node type
+// field by field, and for each op whose data the engine reads, a node built
+// on a probe backend, its data's type field by field and the values read
+// through the mirror. It returns the data types found, by op.
+func verifyMirrors() (map[backends.OpType]reflect.Type, error) {
 	if err := sameFields(reflect.TypeFor[nodeMirror](), reflect.TypeFor[simplego.Node]()); err != nil {
 		return nil, err
 	}
@@ -125,45 +186,62 @@ func verifyMirrors() (reflect.Type, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := bld.DotGeneral(x, []int{1}, nil, x, []int{1}, nil)
+	idx, err := bld.Parameter("idx", shapes.Make(dtypes.Int32, 4, 1), nil)
 	if err != nil {
 		return nil, err
 	}
-	n, ok := out.(*simplego.Node)
-	if !ok {
-		return nil, errors.Errorf("simplego's DotGeneral returned a %T", out)
-	}
-	for mirrorOf(n).opType != backends.OpTypeDotGeneral {
-		if len(mirrorOf(n).inputs) != 1 {
-			return nil, errors.Errorf("no DotGeneral node under simplego's DotGeneral (found %s)", mirrorOf(n).opType)
-		}
-		n = mirrorOf(n).inputs[0]
-	}
-	data := mirrorOf(n).data
-	dgType := reflect.TypeOf(data)
-	if dgType == nil || dgType.Kind() != reflect.Pointer || dgType.Elem().Kind() != reflect.Struct {
-		return nil, errors.Errorf("DotGeneral node data is %T, not a pointer to a struct", data)
-	}
-	if err := sameFields(reflect.TypeFor[dotGeneralMirror](), dgType.Elem()); err != nil {
+	upd, err := bld.Parameter("upd", shapes.Make(dtypes.Float32, 4, 3), nil)
+	if err != nil {
 		return nil, err
 	}
-	dg := (*dotGeneralMirror)(reflect.ValueOf(data).UnsafePointer())
-	if !slices.Equal(dg.lhsContractingAxes, []int{1}) || dg.lhsCrossSize != 2 || dg.contractingSize != 3 {
-		return nil, errors.Errorf("DotGeneral node data reads %+v for [2,3]·[2,3]ᵀ", *dg)
+	types := make(map[backends.OpType]reflect.Type)
+	for _, p := range probes {
+		out, err := p.build(bld, x, idx, upd)
+		if err != nil {
+			return nil, errors.WithMessagef(err, "building a %s probe", p.op)
+		}
+		n, ok := out.(*simplego.Node)
+		if !ok {
+			return nil, errors.Errorf("simplego's %s returned a %T", p.op, out)
+		}
+		for mirrorOf(n).opType != p.op {
+			if len(mirrorOf(n).inputs) != 1 {
+				return nil, errors.Errorf("no %s node under simplego's %s (found %s)", p.op, p.op, mirrorOf(n).opType)
+			}
+			n = mirrorOf(n).inputs[0]
+		}
+		data := mirrorOf(n).data
+		t := reflect.TypeOf(data)
+		switch {
+		case p.mirror == nil:
+			if t != p.value {
+				return nil, errors.Errorf("%s node data is %v, want %v", p.op, t, p.value)
+			}
+		case t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct:
+			return nil, errors.Errorf("%s node data is %v, not a pointer to a struct", p.op, t)
+		default:
+			if err := sameFields(p.mirror, t.Elem()); err != nil {
+				return nil, err
+			}
+		}
+		if !p.check(data) {
+			return nil, errors.Errorf("%s node data reads wrong through its mirror", p.op)
+		}
+		types[p.op] = t
 	}
-	return dgType, nil
+	return types, nil
 }
 
 // install puts the engine's executors into simplego's table, once. It
 // returns why it could not (the table is then as simplego left it).
 func install() error {
 	engine.once.Do(func() {
-		dgType, err := verifyMirrors()
+		types, err := verifyMirrors()
 		if err != nil {
 			engine.err = errors.Wrap(ErrEngine, err.Error())
 			return
 		}
-		engine.dgType = dgType
+		engine.dataTypes = types
 		for op := range engineExecutors {
 			if simplegoExecutors[op] == nil {
 				engine.err = errors.Wrapf(ErrEngine, "simplego has no executor for %s", op)
@@ -186,13 +264,17 @@ func install() error {
 
 // engineExecutors are the executors the engine installs, by op type.
 var engineExecutors = map[backends.OpType]executor{
-	backends.OpTypeDotGeneral: execDotGeneral,
-	backends.OpTypeTanh:       unaryExecutor(backends.OpTypeTanh, kernels.Tanh),
-	backends.OpTypeExp:        unaryExecutor(backends.OpTypeExp, kernels.Exp),
-	backends.OpTypeLogistic:   unaryExecutor(backends.OpTypeLogistic, kernels.Logistic),
-	backends.OpTypeAdd:        binaryExecutor(backends.OpTypeAdd, kernels.Add),
-	backends.OpTypeSub:        binaryExecutor(backends.OpTypeSub, kernels.Sub),
-	backends.OpTypeMul:        binaryExecutor(backends.OpTypeMul, kernels.Mul),
+	backends.OpTypeDotGeneral:  execDotGeneral,
+	backends.OpTypeTanh:        unaryExecutor(backends.OpTypeTanh, kernels.Tanh),
+	backends.OpTypeExp:         unaryExecutor(backends.OpTypeExp, kernels.Exp),
+	backends.OpTypeLogistic:    unaryExecutor(backends.OpTypeLogistic, kernels.Logistic),
+	backends.OpTypeAdd:         binaryExecutor(backends.OpTypeAdd, kernels.Add),
+	backends.OpTypeSub:         binaryExecutor(backends.OpTypeSub, kernels.Sub),
+	backends.OpTypeMul:         binaryExecutor(backends.OpTypeMul, kernels.Mul),
+	backends.OpTypeSlice:       execSlice,
+	backends.OpTypeConcatenate: execConcatenate,
+	backends.OpTypeGather:      execGather,
+	backends.OpTypeScatterSum:  execScatterSum,
 }
 
 // enable turns the engine on for b: it installs the executors if needed,
@@ -305,10 +387,10 @@ func operandLayout(dims []int, contracting, batch []int, cross, contract int) (r
 func execDotGeneral(b *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
 	orig := engine.orig[backends.OpTypeDotGeneral]
 	nm := mirrorOf(node)
-	if !on(b) || nm.shape.DType != dtypes.Float32 || reflect.TypeOf(nm.data) != engine.dgType {
+	dg := dataOf[dotGeneralMirror](node, backends.OpTypeDotGeneral)
+	if !on(b) || nm.shape.DType != dtypes.Float32 || dg == nil {
 		return orig(b, node, inputs, owned)
 	}
-	dg := (*dotGeneralMirror)(reflect.ValueOf(nm.data).UnsafePointer())
 	lhsShape, rhsShape := shapeOf(b, inputs[0]), shapeOf(b, inputs[1])
 	lhs, rhs := float32Flat(b, inputs[0]), float32Flat(b, inputs[1])
 	batch, m, n, k := dg.batchSize, dg.lhsCrossSize, dg.rhsCrossSize, dg.contractingSize

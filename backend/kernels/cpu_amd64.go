@@ -23,14 +23,20 @@ func kernel12x16AVX512(k int, a, b, c *float32, ldc int, acc bool)
 //go:noescape
 func kernel6x16AVX2(k int, a, b, c *float32, ldc int, acc bool)
 
+//go:noescape
+func kernel12x16AVX512Direct(k int, a *float32, lda int, b, c *float32, ldc int, acc bool)
+
+//go:noescape
+func kernel6x16AVX2Direct(k int, a *float32, lda int, b, c *float32, ldc int, acc bool)
+
 // asmKernel returns the micro-kernel for level l and its row count, or
 // false for LevelGo.
 func asmKernel(l Level) (microKernel, bool) {
 	switch l {
 	case LevelAVX512:
-		return microKernel{mr: 12, fn: kernel12x16AVX512}, true
+		return microKernel{mr: 12, fn: kernel12x16AVX512, direct: kernel12x16AVX512Direct}, true
 	case LevelAVX2:
-		return microKernel{mr: 6, fn: kernel6x16AVX2}, true
+		return microKernel{mr: 6, fn: kernel6x16AVX2, direct: kernel6x16AVX2Direct}, true
 	}
 	return microKernel{}, false
 }

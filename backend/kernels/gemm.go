@@ -18,9 +18,13 @@ type Mat struct {
 // microKernel computes C[0:mr, 0:nr] = (acc ? C : 0) + Σ_p a[p*mr+r]·b[p*nr+j]
 // over p < k, for an A panel packed mr rows per step of k and a B panel
 // packed nr columns per step of k; C has row stride ldc.
+//
+// direct, when not nil, is the same kernel reading mr rows of a row-major A
+// in place (row stride lda) instead of a packed panel.
 type microKernel struct {
-	mr int
-	fn func(k int, a, b, c *float32, ldc int, acc bool)
+	mr     int
+	fn     func(k int, a, b, c *float32, ldc int, acc bool)
+	direct func(k int, a *float32, lda int, b, c *float32, ldc int, acc bool)
 }
 
 const (
@@ -37,6 +41,10 @@ const (
 	minParallelWork = 1 << 17
 	// goMR is the row count of the pure-Go micro-kernel.
 	goMR = 4
+	// maxDirectPanels is the most column panels for which A is read in
+	// place rather than packed: packing costs one pass over A, which only
+	// pays when each packed panel is reused for many column panels.
+	maxDirectPanels = 4
 )
 
 // kernelAt returns the micro-kernel for level l.
@@ -311,11 +319,16 @@ func gemmBlock(mk microKernel, a Mat, bp, c []float32, m, n, k, i0, i1, p0, p1 i
 	defer putBuf(apBuf)
 	ap := *apBuf
 	var tile [12 * nr]float32
+	direct := mk.direct != nil && a.ColStride == 1 && p1-p0 <= maxDirectPanels
 	for q0 := 0; q0 < k; q0 += kc {
 		kb := min(kc, k-q0)
 		acc := q0 > 0
 		for ic := i0; ic < i1; ic += mc {
 			mb := min(mc, i1-ic)
+			if direct {
+				gemmDirect(mk, a, bp, c, n, k, ic, mb, q0, kb, p0, p1, acc, ap, &tile)
+				continue
+			}
 			packA(ap, a, mr, ic, mb, q0, kb)
 			for p := p0; p < p1; p++ {
 				bpanel := bp[p*k*nr+q0*nr:]
@@ -341,6 +354,45 @@ func gemmBlock(mk microKernel, a Mat, bp, c []float32, m, n, k, i0, i1, p0, p1 i
 							copy(dst, src)
 						}
 					}
+				}
+			}
+		}
+	}
+}
+
+// gemmDirect is gemmBlock's inner loops for rows [ic, ic+mb) and steps
+// [q0, q0+kb) with A read in place; a partial last row panel is packed.
+func gemmDirect(mk microKernel, a Mat, bp, c []float32, n, k, ic, mb, q0, kb, p0, p1 int, acc bool, ap []float32, tile *[12 * nr]float32) {
+	mr := mk.mr
+	for ir := 0; ir < mb; ir += mr {
+		rows := min(mr, mb-ir)
+		if rows < mr {
+			packA(ap, a, mr, ic+ir, rows, q0, kb)
+		}
+		arow := &a.Data[(ic+ir)*a.RowStride+q0]
+		for p := p0; p < p1; p++ {
+			bpanel := &bp[p*k*nr+q0*nr]
+			j0 := p * nr
+			cols := min(nr, n-j0)
+			ci := (ic+ir)*n + j0
+			if rows == mr && cols == nr {
+				mk.direct(kb, arow, a.RowStride, bpanel, &c[ci], n, acc)
+				continue
+			}
+			if rows == mr {
+				mk.direct(kb, arow, a.RowStride, bpanel, &tile[0], nr, false)
+			} else {
+				mk.fn(kb, &ap[0], bpanel, &tile[0], nr, false)
+			}
+			for r := range rows {
+				dst := c[ci+r*n : ci+r*n+cols]
+				src := tile[r*nr : r*nr+cols]
+				if acc {
+					for j, v := range src {
+						dst[j] += v
+					}
+				} else {
+					copy(dst, src)
 				}
 			}
 		}
