@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/gomlx/gomlx/backends"
@@ -88,10 +89,27 @@ var engine struct {
 	dataTypes map[backends.OpType]reflect.Type
 	// enabled is the set of *simplego.Backend the kernels run for.
 	enabled sync.Map
+	// noticeOnce makes the notice of a failed install print once.
+	noticeOnce sync.Once
+	// ran and fellBack count, per op type, the executions the engine ran
+	// and those it handed to simplego (for an enabled backend).
+	ran, fellBack [backends.OpTypeLast]atomic.Int64
 }
 
-// ErrEngine reports that the engine could not be installed.
-var ErrEngine = errors.New("backend: kernel engine not installed")
+// fallback hands a node to simplego's executor, counting it when the
+// engine was on for b.
+func fallback(op backends.OpType, b *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
+	if on(b) {
+		engine.fellBack[op].Add(1)
+	}
+	return engine.orig[op](b, node, inputs, owned)
+}
+
+// EngineError reports why the engine could not be installed; simplego's
+// own executors then run.
+type EngineError struct{ Cause string }
+
+func (e *EngineError) Error() string { return "kernel engine not installed: " + e.Cause }
 
 // sameFields checks that mirror has the fields of real, in order, with the
 // same names, offsets and types, and the same size.
@@ -238,13 +256,19 @@ func install() error {
 	engine.once.Do(func() {
 		types, err := verifyMirrors()
 		if err != nil {
-			engine.err = errors.Wrap(ErrEngine, err.Error())
+			engine.err = &EngineError{Cause: err.Error()}
 			return
 		}
 		engine.dataTypes = types
+		if installCheck != nil {
+			if err := installCheck(); err != nil {
+				engine.err = &EngineError{Cause: err.Error()}
+				return
+			}
+		}
 		for op := range engineExecutors {
 			if simplegoExecutors[op] == nil {
-				engine.err = errors.Wrapf(ErrEngine, "simplego has no executor for %s", op)
+				engine.err = &EngineError{Cause: fmt.Sprintf("simplego has no executor for %s", op)}
 				return
 			}
 		}
@@ -256,11 +280,16 @@ func install() error {
 			for op := range engineExecutors {
 				simplegoExecutors[op] = engine.orig[op]
 			}
-			engine.err = errors.Wrap(ErrEngine, err.Error())
+			engine.err = &EngineError{Cause: err.Error()}
 		}
 	})
 	return engine.err
 }
+
+// installCheck, when set (by tests, in a child process), is one more check
+// install makes after verifying the mirrors; its error stops the install
+// as a failed verification does.
+var installCheck func() error
 
 // engineExecutors are the executors the engine installs, by op type.
 var engineExecutors = map[backends.OpType]executor{
@@ -299,7 +328,8 @@ func enable(b backends.Backend) (notice string, err error) {
 		kernels.SetLevel(l)
 	}
 	if err := install(); err != nil {
-		return fmt.Sprintf("backend: %v; plain simplego runs", err), nil
+		engine.noticeOnce.Do(func() { notice = fmt.Sprintf("backend: %v; plain simplego runs", err) })
+		return notice, nil
 	}
 	engine.enabled.Store(sb, struct{}{})
 	return "", nil
@@ -385,11 +415,11 @@ func operandLayout(dims []int, contracting, batch []int, cross, contract int) (r
 
 // execDotGeneral runs a float32 DotGeneral with kernels.GemmBatch.
 func execDotGeneral(b *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
-	orig := engine.orig[backends.OpTypeDotGeneral]
+	const op = backends.OpTypeDotGeneral
 	nm := mirrorOf(node)
 	dg := dataOf[dotGeneralMirror](node, backends.OpTypeDotGeneral)
 	if !on(b) || nm.shape.DType != dtypes.Float32 || dg == nil {
-		return orig(b, node, inputs, owned)
+		return fallback(op, b, node, inputs, owned)
 	}
 	lhsShape, rhsShape := shapeOf(b, inputs[0]), shapeOf(b, inputs[1])
 	lhs, rhs := float32Flat(b, inputs[0]), float32Flat(b, inputs[1])
@@ -398,12 +428,13 @@ func execDotGeneral(b *simplego.Backend, node *simplego.Node, inputs []*simplego
 	// For rhs the "cross" rows are B's columns: read it as Bᵀ, then swap.
 	bcs, brs, okB := operandLayout(rhsShape.Dimensions, dg.rhsContractingAxes, dg.rhsBatchAxes, n, k)
 	if lhs == nil || rhs == nil || !okA || !okB || len(lhs) != batch*m*k || len(rhs) != batch*k*n {
-		return orig(b, node, inputs, owned)
+		return fallback(op, b, node, inputs, owned)
 	}
 	out := b.NewBuffer(nm.shape)
 	if out == nil {
 		return nil, errors.New("DotGeneral: backend finalized")
 	}
+	engine.ran[op].Add(1)
 	c := float32Flat(b, out)
 	if err := catch(func() {
 		kernels.GemmBatch(batch, m, n, k,
@@ -432,8 +463,9 @@ func unaryExecutor(op backends.OpType, f func(dst, src []float32)) executor {
 	return func(b *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
 		src := float32Flat(b, inputs[0])
 		if !on(b) || src == nil {
-			return engine.orig[op](b, node, inputs, owned)
+			return fallback(op, b, node, inputs, owned)
 		}
+		engine.ran[op].Add(1)
 		out := inputs[0]
 		if owned[0] {
 			inputs[0] = nil // tells simplego the buffer was taken over
@@ -452,8 +484,9 @@ func binaryExecutor(op backends.OpType, f func(dst, a, b []float32)) executor {
 	return func(b *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
 		lhs, rhs := float32Flat(b, inputs[0]), float32Flat(b, inputs[1])
 		if !on(b) || lhs == nil || rhs == nil || len(lhs) != len(rhs) || !shapeOf(b, inputs[0]).Equal(shapeOf(b, inputs[1])) {
-			return engine.orig[op](b, node, inputs, owned)
+			return fallback(op, b, node, inputs, owned)
 		}
+		engine.ran[op].Add(1)
 		var out *simplego.Buffer
 		switch {
 		case owned[1]:

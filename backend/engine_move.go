@@ -57,12 +57,13 @@ func execSlice(b *simplego.Backend, node *simplego.Node, inputs []*simplego.Buff
 	src := float32Flat(b, inputs[0])
 	sd := dataOf[sliceMirror](node, op)
 	if !on(b) || src == nil || sd == nil || nm.shape.DType != dtypes.Float32 {
-		return engine.orig[op](b, node, inputs, owned)
+		return fallback(op, b, node, inputs, owned)
 	}
 	out := b.NewBuffer(nm.shape)
 	if out == nil {
 		return nil, errors.New("Slice: backend finalized")
 	}
+	engine.ran[op].Add(1)
 	dims := shapeOf(b, inputs[0]).Dimensions
 	if err := catch(func() { kernels.Slice(float32Flat(b, out), src, dims, sd.starts, sd.strides, nm.shape.Dimensions) }); err != nil {
 		return nil, errors.WithMessagef(err, "Slice of %v", dims)
@@ -76,13 +77,13 @@ func execConcatenate(b *simplego.Backend, node *simplego.Node, inputs []*simpleg
 	nm := mirrorOf(node)
 	axis, ok := nm.data.(int)
 	if !on(b) || !ok || nm.shape.DType != dtypes.Float32 || axis < 0 || axis >= nm.shape.Rank() {
-		return engine.orig[op](b, node, inputs, owned)
+		return fallback(op, b, node, inputs, owned)
 	}
 	parts := make([][]float32, len(inputs))
 	chunks := make([]int, len(inputs))
 	for i, in := range inputs {
 		if parts[i] = float32Flat(b, in); parts[i] == nil {
-			return engine.orig[op](b, node, inputs, owned)
+			return fallback(op, b, node, inputs, owned)
 		}
 		chunks[i] = product(shapeOf(b, in).Dimensions[axis:])
 	}
@@ -90,6 +91,7 @@ func execConcatenate(b *simplego.Backend, node *simplego.Node, inputs []*simpleg
 	if out == nil {
 		return nil, errors.New("Concatenate: backend finalized")
 	}
+	engine.ran[op].Add(1)
 	if err := catch(func() {
 		kernels.Concat(float32Flat(b, out), parts, product(nm.shape.Dimensions[:axis]), chunks)
 	}); err != nil {
@@ -136,7 +138,7 @@ func execGather(b *simplego.Backend, node *simplego.Node, inputs []*simplego.Buf
 	src := float32Flat(b, inputs[0])
 	gd := dataOf[gatherMirror](node, op)
 	if !on(b) || src == nil || gd == nil {
-		return engine.orig[op](b, node, inputs, owned)
+		return fallback(op, b, node, inputs, owned)
 	}
 	dims := shapeOf(b, inputs[0]).Dimensions
 	r := len(dims)
@@ -144,16 +146,17 @@ func execGather(b *simplego.Backend, node *simplego.Node, inputs []*simplego.Buf
 	if !ok || r == 0 || !slices.Equal(gd.collapsedSlicesAxes, []int{0}) || !slices.Equal(gd.startIndexMap, []int{0}) ||
 		len(gd.sliceSizes) != r || gd.sliceSizes[0] != 1 || !slices.Equal(gd.sliceSizes[1:], dims[1:]) ||
 		!trailing(gd.offsetOutputAxes, r-1, nm.shape.Rank()) {
-		return engine.orig[op](b, node, inputs, owned)
+		return fallback(op, b, node, inputs, owned)
 	}
 	width := product(dims[1:])
 	if nm.shape.Size() != n*width || !inRange(idx, dims[0]) {
-		return engine.orig[op](b, node, inputs, owned) // simplego clamps out-of-range indices
+		return fallback(op, b, node, inputs, owned) // simplego clamps out-of-range indices
 	}
 	out := b.NewBuffer(nm.shape)
 	if out == nil {
 		return nil, errors.New("Gather: backend finalized")
 	}
+	engine.ran[op].Add(1)
 	dst := float32Flat(b, out)
 	switch ix := idx.(type) {
 	case []int32:
@@ -182,7 +185,7 @@ func execScatterSum(b *simplego.Backend, node *simplego.Node, inputs []*simplego
 	operand, upd := float32Flat(b, inputs[0]), float32Flat(b, inputs[2])
 	sd := dataOf[scatterMirror](node, op)
 	if !on(b) || operand == nil || upd == nil || sd == nil {
-		return engine.orig[op](b, node, inputs, owned)
+		return fallback(op, b, node, inputs, owned)
 	}
 	dims := shapeOf(b, inputs[0]).Dimensions
 	r := len(dims)
@@ -190,11 +193,11 @@ func execScatterSum(b *simplego.Backend, node *simplego.Node, inputs []*simplego
 	idx, n, ok := rowIndices(b, inputs[1], sd.indexVectorAxis)
 	if !ok || r == 0 || !slices.Equal(sd.insertedWindowAxes, []int{0}) || !slices.Equal(sd.scatterAxesToOperandAxes, []int{0}) ||
 		!trailing(sd.updateWindowAxes, r-1, len(udims)) || len(udims) < r-1 || !slices.Equal(udims[len(udims)-(r-1):], dims[1:]) {
-		return engine.orig[op](b, node, inputs, owned)
+		return fallback(op, b, node, inputs, owned)
 	}
 	width := product(dims[1:])
 	if len(upd) != n*width || !inRange(idx, dims[0]) {
-		return engine.orig[op](b, node, inputs, owned)
+		return fallback(op, b, node, inputs, owned)
 	}
 	out := inputs[0]
 	if owned[0] {
@@ -205,6 +208,7 @@ func execScatterSum(b *simplego.Backend, node *simplego.Node, inputs []*simplego
 		}
 		copy(float32Flat(b, out), operand)
 	}
+	engine.ran[op].Add(1)
 	dst := float32Flat(b, out)
 	switch ix := idx.(type) {
 	case []int32:
