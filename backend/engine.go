@@ -297,6 +297,7 @@ var engineExecutors = map[backends.OpType]executor{
 	backends.OpTypeTanh:        unaryExecutor(backends.OpTypeTanh, kernels.Tanh),
 	backends.OpTypeExp:         unaryExecutor(backends.OpTypeExp, kernels.Exp),
 	backends.OpTypeLogistic:    unaryExecutor(backends.OpTypeLogistic, kernels.Logistic),
+	backends.OpTypeLog1p:       unaryExecutor(backends.OpTypeLog1p, kernels.Log1p),
 	backends.OpTypeAdd:         binaryExecutor(backends.OpTypeAdd, kernels.Add),
 	backends.OpTypeSub:         binaryExecutor(backends.OpTypeSub, kernels.Sub),
 	backends.OpTypeMul:         binaryExecutor(backends.OpTypeMul, kernels.Mul),

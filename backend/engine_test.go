@@ -234,7 +234,7 @@ func TestDotGeneralNaNInf(t *testing.T) {
 	})
 }
 
-// TestElementwiseOps: tanh, exp, logistic within their bounds and
+// TestElementwiseOps: tanh, exp, logistic, log1p within their bounds and
 // add/sub/mul exactly, including NaN/±Inf, in place (an owned input) and
 // not (an input used twice), and with simplego's scalar broadcasting left
 // to simplego.
@@ -251,11 +251,11 @@ func TestElementwiseOps(t *testing.T) {
 			a, b := in[0], in[1]
 			owned := Tanh(Add(a, b))     // Add's output is owned by Tanh: in place
 			shared := Mul(a, Sigmoid(a)) // a is used again: not owned
-			return []*Node{owned, shared, Exp(Sub(a, b)), Tanh(a), Exp(a), Sigmoid(a),
+			return []*Node{owned, shared, Exp(Sub(a, b)), Tanh(a), Exp(a), Sigmoid(a), Log1P(a), Log1P(Abs(b)),
 				Add(a, b), Sub(a, b), Mul(a, b), Add(Mul(a, a), Sub(b, a)),
 				Add(a, Scalar(a.Graph(), dtypes.Float32, 2))} // scalar: simplego's own
 		}, x, y)
-		for _, op := range []backends.OpType{backends.OpTypeTanh, backends.OpTypeExp, backends.OpTypeLogistic,
+		for _, op := range []backends.OpType{backends.OpTypeTanh, backends.OpTypeExp, backends.OpTypeLogistic, backends.OpTypeLog1p,
 			backends.OpTypeAdd, backends.OpTypeSub, backends.OpTypeMul} {
 			assert.Positive(t, ran[op], "%s ran on the engine", op)
 		}

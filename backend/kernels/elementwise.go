@@ -22,6 +22,8 @@ import (
 //     gives +Inf, -Inf gives 0.
 //   - Logistic: relative error ≤ 5e-7 (1/(1+e^-|x|), or e^-|x|/(1+e^-|x|)
 //     for x < 0, with the Exp above).
+//   - Log1p: relative error ≤ 4e-7 (Cephes' log on u = 1+x, times x/(u-1));
+//     -1 gives -Inf, x < -1 gives NaN, +Inf gives +Inf.
 //   - Add, Sub, Mul: exact (IEEE single precision, as simplego).
 //
 // NaN in gives NaN out in every function, as in simplego.
@@ -29,7 +31,7 @@ import (
 // vecConsts holds the element-wise kernels' constants, each repeated over
 // 8 lanes (one ymm register); the assembly reads row i at offset 32·i, so
 // the order is fixed.
-var vecConsts = func() (c [27][8]float32) {
+var vecConsts = func() (c [44][8]float32) {
 	v := []float32{
 		tanhClamp, -tanhClamp,
 		tanhA[0], tanhA[1], tanhA[2], tanhA[3], tanhA[4], tanhA[5], tanhA[6],
@@ -38,6 +40,9 @@ var vecConsts = func() (c [27][8]float32) {
 		expP[0], expP[1], expP[2], expP[3], expP[4], expP[5],
 		1,
 		math.Float32frombits(0x7fffffff), math.Float32frombits(127),
+		math.Float32frombits(126), math.Float32frombits(0x807fffff), 0.5, sqrtHalf,
+		logP[0], logP[1], logP[2], logP[3], logP[4], logP[5], logP[6], logP[7], logP[8],
+		-0.5, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()),
 	}
 	for i, x := range v {
 		for j := range 8 {
@@ -66,6 +71,47 @@ const (
 )
 
 var expP = [6]float32{1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1}
+
+// log(u) for a normal u > 0: u = m·2ᵉ with m in [√½, √2), then Cephes'
+// polynomial in m-1; log1p(x) = log(u)·x/(u-1) with u = 1+x rounded
+// (exact where u = 1: then log1p(x) = x).
+const sqrtHalf = 0.707106781186547524
+
+var logP = [9]float32{7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1,
+	1.4249322787e-1, -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1, 3.3333331174e-1}
+
+func logCore(u float32) float32 {
+	bits := math.Float32bits(u)
+	e := float32(int32(bits>>23) - 126)
+	m := math.Float32frombits(bits&0x807fffff | 0x3f000000)
+	if m < sqrtHalf {
+		e--
+		m += m
+	}
+	m--
+	z := m * m
+	y := logP[0]
+	for i := 1; i < 9; i++ {
+		y = fma32(m, y, logP[i])
+	}
+	y = y * m * z
+	y = fma32(e, expC2, y)
+	y = fma32(z, -0.5, y)
+	return fma32(e, expC1, m+y)
+}
+
+func log1p1(x float32) float32 {
+	u := 1 + x
+	switch {
+	case x != x || u == 1 || x > math.MaxFloat32:
+		return x
+	case u == 0:
+		return float32(math.Inf(-1))
+	case u < 0:
+		return float32(math.NaN())
+	}
+	return logCore(u) * (x / (u - 1))
+}
 
 // minNaN returns min(c, x), or x when x is NaN (as the assembly's MINPS).
 func minNaN(c, x float32) float32 {
@@ -149,9 +195,10 @@ const (
 	opTanh unaryOp = iota
 	opExp
 	opLogistic
+	opLog1p
 )
 
-var unaryGo = [...]func(float32) float32{opTanh: tanh1, opExp: exp1, opLogistic: logistic1}
+var unaryGo = [...]func(float32) float32{opTanh: tanh1, opExp: exp1, opLogistic: logistic1, opLog1p: log1p1}
 
 // unary applies op: the vector kernel on whole blocks of 8, and on the tail
 // through an 8-element buffer, so every element gets the same formula
@@ -179,6 +226,9 @@ func Exp(dst, src []float32) { unary(opExp, dst, src) }
 
 // Logistic sets dst[i] = 1/(1+e^-src[i]).
 func Logistic(dst, src []float32) { unary(opLogistic, dst, src) }
+
+// Log1p sets dst[i] = ln(1+src[i]).
+func Log1p(dst, src []float32) { unary(opLog1p, dst, src) }
 
 // binaryOp names a same-shape binary operation.
 type binaryOp int

@@ -10,6 +10,9 @@ func expAVX2(dst, src *float32, n int)
 func logisticAVX2(dst, src *float32, n int)
 
 //go:noescape
+func log1pAVX2(dst, src *float32, n int)
+
+//go:noescape
 func addAVX2(dst, a, b *float32, n int)
 
 //go:noescape
@@ -18,7 +21,7 @@ func subAVX2(dst, a, b *float32, n int)
 //go:noescape
 func mulAVX2(dst, a, b *float32, n int)
 
-var unaryAVX2 = [...]func(dst, src *float32, n int){opTanh: tanhAVX2, opExp: expAVX2, opLogistic: logisticAVX2}
+var unaryAVX2 = [...]func(dst, src *float32, n int){opTanh: tanhAVX2, opExp: expAVX2, opLogistic: logisticAVX2, opLog1p: log1pAVX2}
 
 // vecUnary runs op with AVX2; the caller checked the lengths.
 func vecUnary(op unaryOp, dst, src []float32) bool {

@@ -19,7 +19,7 @@ func sweep(stride uint32) []float32 {
 	}
 	inf := float32(math.Inf(1))
 	return append(xs, 0, float32(math.Copysign(0, -1)), inf, -inf, float32(math.NaN()),
-		1, -1, 88.72283, 88.7229, -87.33654, -103.9, -104, 7.9053, -7.9053, 1e-30, -1e-30, math.MaxFloat32, -math.MaxFloat32)
+		1, -1, -0.99999994, -1.0000001, 1e-8, -1e-8, 0.41421357, -0.29289323, 88.72283, 88.7229, -87.33654, -103.9, -104, 7.9053, -7.9053, 1e-30, -1e-30, math.MaxFloat32, -math.MaxFloat32)
 }
 
 // ref is each function in float64.
@@ -27,9 +27,10 @@ var ref = map[string]func(float64) float64{
 	"tanh":     math.Tanh,
 	"exp":      math.Exp,
 	"logistic": func(x float64) float64 { return 1 / (1 + math.Exp(-x)) },
+	"log1p":    math.Log1p,
 }
 
-var fns = map[string]func(dst, src []float32){"tanh": Tanh, "exp": Exp, "logistic": Logistic}
+var fns = map[string]func(dst, src []float32){"tanh": Tanh, "exp": Exp, "logistic": Logistic, "log1p": Log1p}
 
 // bounds are the documented error bounds: absolute for tanh, relative for
 // exp and logistic (where the result is a normal float32), absolute 2⁻¹⁴⁹
@@ -38,6 +39,7 @@ var bounds = map[string]struct{ abs, rel float64 }{
 	"tanh":     {abs: 3e-7},
 	"exp":      {rel: 3e-7},
 	"logistic": {rel: 5e-7},
+	"log1p":    {rel: 4e-7},
 }
 
 func TestElementwiseErrorBoundsOverTheFloat32Range(t *testing.T) {
