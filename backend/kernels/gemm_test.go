@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -79,4 +80,49 @@ func TestGemmAgainstNaive(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestGemmStridedViews: operands read through strides that are both
+// non-unit (a submatrix of a larger array, every other column), the
+// general packing paths, and a batch whose operands overlap (stride 0).
+func TestGemmStridedViews(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, l := range levels() {
+		for _, sz := range [][3]int{{7, 17, 33}, {13, 5, 300}, {25, 35, 9}} {
+			m, n, k := sz[0], sz[1], sz[2]
+			// A: rows 3 apart-by-(2k+5), columns 2 apart, from offset 0.
+			a := Mat{Data: randSlice(r, m*(2*k+5)), RowStride: 2*k + 5, ColStride: 2}
+			// B: transposed storage with a row stride 3 and column stride 3k+1.
+			b := Mat{Data: randSlice(r, 3*k+(n-1)*(3*k+1)+1), RowStride: 3, ColStride: 3*k + 1}
+			want := naiveGemm(m, n, k, a, b)
+			c := make([]float32, m*n)
+			withLevel(t, l, func() { Gemm(m, n, k, a, b, c) })
+			for i := range c {
+				require.InDelta(t, want[i], float64(c[i]), 1e-4*math.Sqrt(float64(k)), "%s %v at %d", l, sz, i)
+			}
+		}
+		// A batch of 5 sharing one B (stride 0), A elements 1 apart.
+		m, n, k, batch := 9, 20, 31, 5
+		a := Mat{Data: randSlice(r, m*k+batch), RowStride: k, ColStride: 1}
+		b := Mat{Data: randSlice(r, k*n), RowStride: n, ColStride: 1}
+		c := make([]float32, batch*m*n)
+		withLevel(t, l, func() { GemmBatch(batch, m, n, k, a, 1, b, 0, c) })
+		for i := range batch {
+			ai := Mat{Data: a.Data[i:], RowStride: k, ColStride: 1}
+			want := naiveGemm(m, n, k, ai, b)
+			for j := range want {
+				require.InDelta(t, want[j], float64(c[i*m*n+j]), 1e-4*math.Sqrt(float64(k)), "%s batch %d at %d", l, i, j)
+			}
+		}
+	}
+}
+
+func TestGemmOutOfBoundsPanics(t *testing.T) {
+	a := Mat{Data: make([]float32, 11), RowStride: 4, ColStride: 1}
+	b := Mat{Data: make([]float32, 8), RowStride: 2, ColStride: 1}
+	assert.Panics(t, func() { Gemm(3, 2, 4, a, b, make([]float32, 6)) }, "A needs 12 elements")
+	a.Data = make([]float32, 12)
+	assert.Panics(t, func() { Gemm(3, 2, 4, a, b, make([]float32, 5)) }, "C needs 6")
+	assert.NotPanics(t, func() { Gemm(3, 2, 4, a, b, make([]float32, 6)) })
+	assert.Panics(t, func() { GemmBatch(2, 3, 2, 4, a, 1, b, 0, make([]float32, 12)) }, "second A runs past the end")
 }
