@@ -16,7 +16,13 @@
 // field at width 64) are left whole. docs/benchmarks.md, "Matrix products in
 // row blocks", has the measurements.
 //
-// On other backends (XLA) the products are built as they are.
+// With the project's CPU engine (package backend, on by default) the
+// products run whole: its GEMM splits a product over the cores itself, and
+// whole products measured 1.8–6.4× faster than row blocks on these shapes
+// (ATB within ±10 %; docs/benchmarks.md, "The CPU engine"). Row blocks are
+// kept for what simplego still runs itself: float64, and everything with
+// SNOPT_KERNELS=off. On other
+// backends (XLA) the products are built as they are.
 package matmul
 
 import (
@@ -25,6 +31,8 @@ import (
 	"github.com/gomlx/gomlx/backends/simplego"
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX graph code reads best unqualified.
+
+	"github.com/snopt-go/snopt/backend"
 )
 
 // minWork is the number of multiply-adds below which a product is left
@@ -81,13 +89,14 @@ func ATB(a, b *Node) *Node {
 
 // smallLimit is the largest output (per batch element) that simplego runs on
 // its small kernel for x's dtype, and the side of the square blocks of its
-// blocked kernel; 0, 0 when x is not on simplego.
+// blocked kernel; 0, 0 when x is not on simplego or the engine runs it
+// (float32 with the engine on).
 func smallLimit(x *Node) (limit, block int) {
 	if _, ok := x.Graph().Backend().(*simplego.Backend); !ok {
 		return 0, 0
 	}
 	dtype := x.DType()
-	if dtype != dtypes.Float32 && dtype != dtypes.Float64 {
+	if dtype != dtypes.Float32 && dtype != dtypes.Float64 || dtype == dtypes.Float32 && backend.EngineOn(x.Graph().Backend()) {
 		return 0, 0
 	}
 	log2 := simplego.DotGeneralTargetBlockLog2Dim[dtype]

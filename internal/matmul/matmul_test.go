@@ -73,12 +73,13 @@ func TestProductsMatchBruteForce(t *testing.T) {
 }
 
 // TestBlocks checks which products are cut, and into how many blocks, with
-// two workers.
+// two workers, on simplego's own kernels; with the engine none is.
 func TestBlocks(t *testing.T) {
 	defer func(w int) { workers = w }(workers)
 	workers = 2
-	g := NewGraph(testutil.Backend(), "blocks")
-	x := Parameter(g, "x", shapes.Make(dtypes.Float32, 1))
+	x := Parameter(NewGraph(testutil.PlainBackend(), "blocks"), "x", shapes.Make(dtypes.Float32, 1))
+	fast := Parameter(NewGraph(testutil.Backend(), "whole"), "x", shapes.Make(dtypes.Float32, 1))
+	fast64 := Parameter(NewGraph(testutil.Backend(), "whole64"), "x", shapes.Make(dtypes.Float64, 1))
 	cases := []struct {
 		name          string
 		m, k, n       int
@@ -97,6 +98,9 @@ func TestBlocks(t *testing.T) {
 	for _, c := range cases {
 		require.Equal(t, c.rows, rowBlocks(x, c.m, c.k, c.n), c.name)
 		require.Equal(t, c.sumRows, sumBlocks(x, c.m, c.k, c.n), c.name)
+		require.Equal(t, 1, rowBlocks(fast, c.m, c.k, c.n), "engine: whole: "+c.name)
+		require.Equal(t, 1, sumBlocks(fast, c.m, c.k, c.n), "engine: whole: "+c.name)
+		require.Equal(t, c.rows, rowBlocks(fast64, c.m, c.k, c.n), "float64 stays on simplego: "+c.name)
 	}
 	workers = 1
 	require.Equal(t, 1, rowBlocks(x, 512, 33, 32), "one worker: nothing to split for")
@@ -111,7 +115,7 @@ func TestAutodiffThroughBlocks(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	m, k, n := 96, 37, 29
 	a, b, c := testutil.RandMat(rng, m, k), testutil.RandMat(rng, k, n), testutil.RandMat(rng, m, n)
-	exec := MustNewExec(testutil.Backend(), func(a, b, c *Node) []*Node {
+	exec := MustNewExec(testutil.PlainBackend(), func(a, b, c *Node) []*Node {
 		require.Equal(t, 2, rowBlocks(a, m, k, n), "the product must be cut for this test to mean anything")
 		loss := ReduceAllSum(Mul(AB(a, b), c))
 		return Gradient(loss, a, b)

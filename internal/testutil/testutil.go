@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gomlx/gomlx/backends"
+	"github.com/gomlx/gomlx/backends/simplego"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 
 	"github.com/snopt-go/snopt/backend"
@@ -27,6 +28,22 @@ func Backend() backends.Backend {
 		panic(initErr)
 	}
 	return shared
+}
+
+var (
+	plainOnce sync.Once
+	plain     backends.Backend
+	plainErr  error
+)
+
+// PlainBackend returns one shared pure-Go backend without the project's
+// CPU engine (simplego's own kernels), for tests of what runs there.
+func PlainBackend() backends.Backend {
+	plainOnce.Do(func() { plain, plainErr = simplego.New("ops_sequential") })
+	if plainErr != nil {
+		panic(plainErr)
+	}
+	return plain
 }
 
 // RandN returns a float64 tensor of the given dimensions with standard
