@@ -182,6 +182,12 @@ func tables(o options, rs []*workerResult) string {
 		seed = fmt.Sprintf(", seed %d", o.Seed)
 	}
 	fmt.Fprintf(&b, "\n## %s — budget %s per optimizer, batch %d%s\n\n", o.Problem, budget, o.Batch, seed)
+	for _, r := range rs {
+		if r.Backend != "" {
+			fmt.Fprintf(&b, "Backend: %s.\n\n", r.Backend)
+			break
+		}
+	}
 	metric := "metric"
 	for _, r := range rs {
 		if r.MetricName != "" {

@@ -52,6 +52,8 @@ type workerResult struct {
 	TrueNLL *float64 `json:"true_nll,omitempty"`
 	// Seed is the run's -seed.
 	Seed uint64 `json:"seed"`
+	// Backend says what computed the run, e.g. "SimpleGo (go), engine avx512".
+	Backend string `json:"backend,omitempty"`
 }
 
 // defaultLR per problem and optimizer (overridable with -lr; see -sweep).
@@ -308,7 +310,7 @@ func runWorker(o options, md mode) error {
 	var div *trainer.DivergedError
 	if errors.As(err, &div) {
 		fmt.Fprintln(os.Stderr, "bench:", err)
-		return writeResult(resultPath, workerResult{Optimizer: name, T1Policy: o.T1Policy, T1Start: o.T1, LR: lr,
+		return writeResult(resultPath, workerResult{Optimizer: name, T1Policy: o.T1Policy, T1Start: o.T1, LR: lr, Backend: backend.Describe(b),
 			Iterations: res.Iterations, Seconds: res.Seconds, SecPerIter: res.Seconds / float64(max(res.Iterations, 1)),
 			PeakRSSMiB: peakRSSMiB(), MetricName: p.model.MetricName(), CSV: csv, FinalLoss: math.NaN(), FinalMetric: math.NaN(),
 			DivergedAt: div.Iteration, Divergence: div.Cause})
@@ -338,7 +340,7 @@ func runWorker(o options, md mode) error {
 	out := workerResult{Optimizer: name, T1Policy: o.T1Policy, T1Start: o.T1, T1Final: t1Final, LR: lr, Iterations: res.Iterations, Seconds: res.Seconds,
 		SecPerIter: res.Seconds / float64(max(res.Iterations, 1)), PeakRSSMiB: peakRSSMiB(),
 		FinalLoss: finalLoss, FinalMetric: finalMetric, MetricName: p.model.MetricName(), CSV: csv,
-		NFEForward: nfeF / n, NFEBackward: nfeB / n, Seed: o.Seed, TrueNLL: p.trueNLL}
+		NFEForward: nfeF / n, NFEBackward: nfeB / n, Seed: o.Seed, TrueNLL: p.trueNLL, Backend: backend.Describe(b)}
 	return writeResult(resultPath, out)
 }
 
