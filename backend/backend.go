@@ -1,5 +1,12 @@
 // Package backend creates the GoMLX backend used by snopt-go.
 //
+// For the embedded default, New also enables the project's CPU engine
+// (engine.go): float32 matrix products, element-wise functions and data
+// movement run on package kernels instead of simplego's own executors.
+// SNOPT_KERNELS=off turns it off; "go", "avx2" or "avx512" force a kernel
+// level. EngineOn and Describe say what a backend runs; docs/engine.md has
+// the design.
+//
 // The embedded default is GoMLX's pure-Go backend ("go", simplego) with ops
 // executed sequentially (ops_sequential): its parallel op executor can
 // deadlock on graphs with several matrix products side by side (plain "go"

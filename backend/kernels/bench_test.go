@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 )
@@ -42,6 +43,58 @@ func BenchmarkGemm(b *testing.B) {
 					}
 				})
 				b.ReportMetric(2*float64(s.m*s.n*s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
+
+// BenchmarkElementwise reports ns per element for each function at each
+// level, and for the float64 math form simplego runs ("simplego"), on
+// 64 Ki elements in [-4, 4).
+//
+//	go test ./backend/kernels -run '^$' -bench Elementwise
+func BenchmarkElementwise(b *testing.B) {
+	const n = 1 << 16
+	src := make([]float32, n)
+	for i := range src {
+		src[i] = float32(i%8192)/1024 - 4
+	}
+	dst := make([]float32, n)
+	simplego := map[string]func(float64) float64{
+		"tanh": math.Tanh, "exp": math.Exp, "log1p": math.Log1p,
+		"logistic": func(x float64) float64 { return 1 / (1 + math.Exp(-x)) },
+	}
+	for _, name := range []string{"tanh", "exp", "logistic", "log1p"} {
+		f := fns[name]
+		for _, l := range levels() {
+			b.Run(name+"/"+l.String(), func(b *testing.B) {
+				withLevel(b, l, func() {
+					for b.Loop() {
+						f(dst, src)
+					}
+				})
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/elem")
+			})
+		}
+		g := simplego[name]
+		b.Run(name+"/simplego", func(b *testing.B) {
+			for b.Loop() {
+				for i, x := range src {
+					dst[i] = float32(g(float64(x)))
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/elem")
+		})
+	}
+	for name, f := range map[string]func(d, a, b []float32){"add": Add, "mul": Mul} {
+		for _, l := range levels() {
+			b.Run(name+"/"+l.String(), func(b *testing.B) {
+				withLevel(b, l, func() {
+					for b.Loop() {
+						f(dst, src, src)
+					}
+				})
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/elem")
 			})
 		}
 	}
