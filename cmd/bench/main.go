@@ -275,6 +275,7 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 	if sp, ok := seriesProblems[o.Problem]; ok && !set["batch"] {
 		o.Batch = sp.batch // App. A.4's batch sizes
 	}
+	_, tabular := tabularProblems[o.Problem] // -width 0: the paper's hidden widths
 	if tp, ok := tabularProblems[o.Problem]; ok {
 		if !set["batch"] {
 			o.Batch = tp.batch
@@ -336,7 +337,7 @@ func validate(o options, md mode, set map[string]bool) error {
 		{md.table3 || o.Budget > 0 || o.Iters > 0, "budget", o.Budget, "> 0, or -iters > 0"},
 		{!md.table3 || o.Iters > 0, "iters", o.Iters, "> 0 with -table3"},
 		{o.Batch >= 1, "batch", o.Batch, "≥ 1"},
-		{o.Width >= 1 || (o.Width == 0 && !set["width"]), "width", o.Width, "≥ 1"},
+		{o.Width >= 1 || (o.Width == 0 && (!set["width"] || tabular)), "width", o.Width, "≥ 1"},
 		{o.TrainSize >= 0, "train-size", o.TrainSize, "≥ 0"},
 		{o.EvalSize >= 1, "eval-size", o.EvalSize, "≥ 1"},
 		{o.EvalEvery >= 0, "eval-every", o.EvalEvery, "≥ 0"},

@@ -70,10 +70,21 @@ func TestCommandLineIsValidated(t *testing.T) {
 		require.Error(t, err, "%v", c.args)
 		assert.Contains(t, err.Error(), c.want, "%v", c.args)
 	}
+	// A worker of a tabular problem gets the parent's "-width 0" (the
+	// paper's widths) and must accept it.
+	for _, p := range []string{"gas", "miniboone"} {
+		o, _, err := parseArgs([]string{"-problem", p, "-iters", "1"}, &bytes.Buffer{})
+		require.NoError(t, err)
+		require.Zero(t, o.Width)
+		_, _, err = parseArgs([]string{"-problem", p, "-iters", "1", "-width", "0"}, &bytes.Buffer{})
+		require.NoError(t, err, "%s with -width 0 (as spawn passes it)", p)
+	}
+	_, _, err := parseArgs([]string{"-problem", "mnist", "-iters", "1", "-width", "0"}, &bytes.Buffer{})
+	assert.ErrorContains(t, err, "-width 0")
 	var stderr bytes.Buffer
 	cmd := bench(t, "-problem", "nope", "-iters", "1")
 	cmd.Stderr = &stderr
-	err := cmd.Run()
+	err = cmd.Run()
 	var exit *exec.ExitError
 	require.ErrorAs(t, err, &exit)
 	assert.Equal(t, 2, exit.ExitCode())
