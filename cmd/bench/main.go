@@ -275,7 +275,6 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 	if sp, ok := seriesProblems[o.Problem]; ok && !set["batch"] {
 		o.Batch = sp.batch // App. A.4's batch sizes
 	}
-	_, tabular := tabularProblems[o.Problem] // -width 0: the paper's hidden widths
 	if tp, ok := tabularProblems[o.Problem]; ok {
 		if !set["batch"] {
 			o.Batch = tp.batch
@@ -300,6 +299,7 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 
 // validate checks every flag, naming the flag in the message.
 func validate(o options, md mode, set map[string]bool) error {
+	_, tabular := tabularProblems[o.Problem] // -width 0: the paper's hidden widths
 	bad := func(flagName string, v any, want string) error {
 		return fmt.Errorf("-%s %v: want %s", flagName, v, want)
 	}
