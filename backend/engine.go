@@ -87,8 +87,10 @@ var engine struct {
 	// dataTypes holds the dynamic type of the node data of each op whose
 	// data the engine reads, as verifyMirrors found them.
 	dataTypes map[backends.OpType]reflect.Type
-	// enabled is the set of *simplego.Backend the kernels run for.
-	enabled sync.Map
+	// enabled lists the backends the kernels run for: copied on write, read
+	// with one atomic load and a scan of a few pointers on every op.
+	enabled   atomic.Pointer[[]*simplego.Backend]
+	enabledMu sync.Mutex
 	// noticeOnce makes the notice of a failed install print once.
 	noticeOnce sync.Once
 	// ran and fellBack count, per op type, the executions the engine ran
@@ -332,7 +334,7 @@ func enable(b backends.Backend) (notice string, err error) {
 		engine.noticeOnce.Do(func() { notice = fmt.Sprintf("backend: %v; plain simplego runs", err) })
 		return notice, nil
 	}
-	engine.enabled.Store(sb, struct{}{})
+	setEnabled(sb, true)
 	return "", nil
 }
 
@@ -342,8 +344,7 @@ func EngineOn(b backends.Backend) bool {
 	if !ok {
 		return false
 	}
-	_, on := engine.enabled.Load(sb)
-	return on
+	return on(sb)
 }
 
 // Describe returns a short description of how b computes, for logs and
@@ -361,8 +362,34 @@ func Describe(b backends.Backend) string {
 
 // on reports whether the engine runs for sb.
 func on(sb *simplego.Backend) bool {
-	_, ok := engine.enabled.Load(sb)
-	return ok
+	if l := engine.enabled.Load(); l != nil {
+		for _, b := range *l {
+			if b == sb {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// setEnabled adds sb to the enabled backends, or removes it. A finalized
+// backend stays listed (a few bytes; backends are created a handful of
+// times per process).
+func setEnabled(sb *simplego.Backend, enable bool) {
+	engine.enabledMu.Lock()
+	defer engine.enabledMu.Unlock()
+	var next []*simplego.Backend
+	if l := engine.enabled.Load(); l != nil {
+		for _, b := range *l {
+			if b != sb {
+				next = append(next, b)
+			}
+		}
+	}
+	if enable {
+		next = append(next, sb)
+	}
+	engine.enabled.Store(&next)
 }
 
 // float32Flat returns buf's data as []float32, or nil.
@@ -458,12 +485,21 @@ func catch(f func()) (err error) {
 	return nil
 }
 
+// minElementwise is the fewest elements an element-wise op needs to run on
+// the engine: below it (the scalars of step-size control, small reductions)
+// simplego's own loop is as fast and skips the engine's buffer calls
+// (BenchmarkHookOverhead).
+const minElementwise = 64
+
 // unaryExecutor runs a float32 element-wise function with f, in place when
 // simplego owns the input (as its own executors do).
 func unaryExecutor(op backends.OpType, f func(dst, src []float32)) executor {
 	return func(b *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
+		if !on(b) {
+			return engine.orig[op](b, node, inputs, owned)
+		}
 		src := float32Flat(b, inputs[0])
-		if !on(b) || src == nil {
+		if src == nil || len(src) < minElementwise {
 			return fallback(op, b, node, inputs, owned)
 		}
 		engine.ran[op].Add(1)
@@ -483,8 +519,11 @@ func unaryExecutor(op backends.OpType, f func(dst, src []float32)) executor {
 // reusing an owned operand's buffer as simplego does: the right one first.
 func binaryExecutor(op backends.OpType, f func(dst, a, b []float32)) executor {
 	return func(b *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
+		if !on(b) {
+			return engine.orig[op](b, node, inputs, owned)
+		}
 		lhs, rhs := float32Flat(b, inputs[0]), float32Flat(b, inputs[1])
-		if !on(b) || lhs == nil || rhs == nil || len(lhs) != len(rhs) || !shapeOf(b, inputs[0]).Equal(shapeOf(b, inputs[1])) {
+		if lhs == nil || rhs == nil || len(lhs) < minElementwise || len(lhs) != len(rhs) || !shapeOf(b, inputs[0]).Equal(shapeOf(b, inputs[1])) {
 			return fallback(op, b, node, inputs, owned)
 		}
 		engine.ran[op].Add(1)
@@ -514,8 +553,9 @@ func selfTest() error {
 		}
 		defer b.Finalize()
 		if withEngine {
-			engine.enabled.Store(b, struct{}{})
-			defer engine.enabled.Delete(b)
+			sb := b.(*simplego.Backend)
+			setEnabled(sb, true)
+			defer setEnabled(sb, false)
 		}
 		bld := b.Builder("engine-self-test")
 		x, err := bld.Parameter("x", shapes.Make(dtypes.Float32, 13, 7), nil)

@@ -313,7 +313,7 @@ func TestAutodiffThroughEngineOps(t *testing.T) {
 	allLevels(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(11, 12))
 		w, x := randT(r, 7, 5), randT(r, 13, 7)
-		idx := tensors.FromValue([][]int32{{2}, {0}, {12}, {2}})
+		idx := tensors.FromValue([][]int32{{2}, {0}, {12}, {2}, {5}, {7}, {1}, {3}}) // 8×10 elements: above minElementwise
 		ran, _ := compare(t, 2e-5, func(in []*Node) []*Node {
 			w, x := in[0], in[1]
 			h := Tanh(Dot(x, w))                         // [13, 5]
