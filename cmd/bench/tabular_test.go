@@ -27,8 +27,13 @@ func TestTabularDefaults(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, 32, o.Width)
 	}
-	_, _, err := parseArgs([]string{"-problem", "gas", "-iters", "1", "-width", "0"}, &bytes.Buffer{})
-	assert.ErrorContains(t, err, "-width 0")
+	// -width 0 is the paper's widths, as unset: the parent passes it to its
+	// workers explicitly.
+	o, _, err := parseArgs([]string{"-problem", "gas", "-iters", "1", "-width", "0"}, &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.Zero(t, o.Width)
+	_, _, err = parseArgs([]string{"-problem", "gas", "-iters", "1", "-width", "-3"}, &bytes.Buffer{})
+	assert.ErrorContains(t, err, "-width -3")
 }
 
 // TestTabularStandIn: without -data the stand-in is written as .npy files,
