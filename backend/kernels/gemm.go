@@ -343,17 +343,7 @@ func gemmBlock(mk microKernel, a Mat, bp, c []float32, m, n, k, i0, i1, p0, p1 i
 						continue
 					}
 					mk.fn(kb, &apanel[0], &bpanel[0], &tile[0], nr, false)
-					for r := range rows {
-						dst := c[ci+r*n : ci+r*n+cols]
-						src := tile[r*nr : r*nr+cols]
-						if acc {
-							for j, v := range src {
-								dst[j] += v
-							}
-						} else {
-							copy(dst, src)
-						}
-					}
+					flushTile(c[ci:], n, &tile, rows, cols, acc)
 				}
 			}
 		}
@@ -384,17 +374,23 @@ func gemmDirect(mk microKernel, a Mat, bp, c []float32, n, k, ic, mb, q0, kb, p0
 			} else {
 				mk.fn(kb, &ap[0], bpanel, &tile[0], nr, false)
 			}
-			for r := range rows {
-				dst := c[ci+r*n : ci+r*n+cols]
-				src := tile[r*nr : r*nr+cols]
-				if acc {
-					for j, v := range src {
-						dst[j] += v
-					}
-				} else {
-					copy(dst, src)
-				}
+			flushTile(c[ci:], n, tile, rows, cols, acc)
+		}
+	}
+}
+
+// flushTile writes the rows × cols corner of a scratch tile into c (row
+// stride n), adding to it when acc.
+func flushTile(c []float32, n int, tile *[12 * nr]float32, rows, cols int, acc bool) {
+	for r := range rows {
+		dst := c[r*n : r*n+cols]
+		src := tile[r*nr : r*nr+cols]
+		if acc {
+			for j, v := range src {
+				dst[j] += v
 			}
+		} else {
+			copy(dst, src)
 		}
 	}
 }
