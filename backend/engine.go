@@ -359,7 +359,7 @@ func unaryExecutor(op backends.OpType, f func(dst, src []float32)) executor {
 			return engine.orig[op](b, node, inputs, owned)
 		}
 		src := float32Flat(b, inputs[0])
-		if src == nil || len(src) < minElementwise {
+		if len(src) < minElementwise { // also nil: not float32
 			return fallback(op, b, node, inputs, owned)
 		}
 		engine.ran[op].Add(1)

@@ -332,6 +332,7 @@ func TestAutodiffThroughEngineOps(t *testing.T) {
 // TestSameFieldsCatchesMismatches: a mirror with a field renamed, retyped,
 // moved or missing fails verification.
 func TestSameFieldsCatchesMismatches(t *testing.T) {
+	//lint:ignore U1000 the fields are only read through reflect
 	type real struct {
 		a int
 		b []int

@@ -31,6 +31,8 @@ import (
 // vecConsts holds the element-wise kernels' constants, each repeated over
 // 8 lanes (one ymm register); the assembly reads row i at offset 32·i, so
 // the order is fixed.
+//
+//lint:ignore U1000 read by the assembly (elementwise_amd64.s)
 var vecConsts = func() (c [44][8]float32) {
 	v := []float32{
 		tanhClamp, -tanhClamp,
