@@ -31,13 +31,15 @@ import (
 // process computes exactly as before. docs/engine.md says why this hook was
 // chosen over a backend of our own.
 //
-// The wrappers read two unexported things: a node's output shape and data
-// (simplego.Node) and a DotGeneral node's axes. They read them through
+// The wrappers read unexported things: a node's output shape and its
+// op-specific data (DotGeneral's axes, Slice's starts and strides, Gather's
+// and Scatter's axis maps, Concatenate's axis). They read them through
 // mirror types whose fields are checked against the real ones with reflect
 // (names, offsets, types, sizes) before anything is installed, and a
-// self-test then runs a product and a tanh through the installed table and
-// compares with the executors simplego had. On any mismatch nothing stays
-// installed, plain simplego runs, and one line on standard error says so.
+// self-test then runs a graph of swapped ops through the installed table and
+// compares it with the executors simplego had (engine_verify.go). On any
+// mismatch nothing stays installed, plain simplego runs, and one line on
+// standard error says so.
 
 // KernelsEnvVar selects the engine: "on" or unset (the best kernels this CPU
 // runs), "off" (plain simplego), or a level to force: "go", "avx2",
@@ -97,13 +99,23 @@ var engine struct {
 	ran, fellBack [backends.OpTypeLast]atomic.Int64
 }
 
-// fallback hands a node to simplego's executor, counting it when the
-// engine was on for b.
+// fallback hands a node the engine does not handle to simplego's executor,
+// counting it.
 func fallback(op backends.OpType, b *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
-	if on(b) {
-		engine.fellBack[op].Add(1)
-	}
+	engine.fellBack[op].Add(1)
 	return engine.orig[op](b, node, inputs, owned)
+}
+
+// whenOn wraps the engine's executor for op: a backend the engine is not
+// enabled for goes straight to simplego's executor, so the engine's
+// executors only run for enabled backends.
+func whenOn(op backends.OpType, ex executor) executor {
+	return func(b *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
+		if !on(b) {
+			return engine.orig[op](b, node, inputs, owned)
+		}
+		return ex(b, node, inputs, owned)
+	}
 }
 
 // EngineError reports why the engine could not be installed; simplego's
@@ -136,7 +148,7 @@ func install() error {
 		}
 		for op, ex := range engineExecutors {
 			engine.orig[op] = simplegoExecutors[op]
-			simplegoExecutors[op] = ex
+			simplegoExecutors[op] = whenOn(op, ex)
 		}
 		if err := selfTest(); err != nil {
 			for op := range engineExecutors {
@@ -153,7 +165,8 @@ func install() error {
 // as a failed verification does.
 var installCheck func() error
 
-// engineExecutors are the executors the engine installs, by op type.
+// engineExecutors are the executors the engine installs, by op type; each
+// runs only for an enabled backend (install wraps it in whenOn).
 var engineExecutors = map[backends.OpType]executor{
 	backends.OpTypeDotGeneral:  execDotGeneral,
 	backends.OpTypeTanh:        unaryExecutor(backends.OpTypeTanh, kernels.Tanh),
@@ -306,7 +319,7 @@ func execDotGeneral(b *simplego.Backend, node *simplego.Node, inputs []*simplego
 	const op = backends.OpTypeDotGeneral
 	nm := mirrorOf(node)
 	dg := dataOf[dotGeneralMirror](node, backends.OpTypeDotGeneral)
-	if !on(b) || nm.shape.DType != dtypes.Float32 || dg == nil {
+	if nm.shape.DType != dtypes.Float32 || dg == nil {
 		return fallback(op, b, node, inputs, owned)
 	}
 	lhsShape, rhsShape := shapeOf(b, inputs[0]), shapeOf(b, inputs[1])
@@ -355,9 +368,6 @@ const minElementwise = 64
 // simplego owns the input (as its own executors do).
 func unaryExecutor(op backends.OpType, f func(dst, src []float32)) executor {
 	return func(b *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
-		if !on(b) {
-			return engine.orig[op](b, node, inputs, owned)
-		}
 		src := float32Flat(b, inputs[0])
 		if len(src) < minElementwise { // also nil: not float32
 			return fallback(op, b, node, inputs, owned)
@@ -379,9 +389,6 @@ func unaryExecutor(op backends.OpType, f func(dst, src []float32)) executor {
 // reusing an owned operand's buffer as simplego does: the right one first.
 func binaryExecutor(op backends.OpType, f func(dst, a, b []float32)) executor {
 	return func(b *simplego.Backend, node *simplego.Node, inputs []*simplego.Buffer, owned []bool) (*simplego.Buffer, error) {
-		if !on(b) {
-			return engine.orig[op](b, node, inputs, owned)
-		}
 		lhs, rhs := float32Flat(b, inputs[0]), float32Flat(b, inputs[1])
 		if lhs == nil || rhs == nil || len(lhs) < minElementwise || len(lhs) != len(rhs) || !shapeOf(b, inputs[0]).Equal(shapeOf(b, inputs[1])) {
 			return fallback(op, b, node, inputs, owned)

@@ -56,7 +56,7 @@ func execSlice(b *simplego.Backend, node *simplego.Node, inputs []*simplego.Buff
 	nm := mirrorOf(node)
 	src := float32Flat(b, inputs[0])
 	sd := dataOf[sliceMirror](node, op)
-	if !on(b) || src == nil || sd == nil || nm.shape.DType != dtypes.Float32 {
+	if src == nil || sd == nil || nm.shape.DType != dtypes.Float32 {
 		return fallback(op, b, node, inputs, owned)
 	}
 	out := b.NewBuffer(nm.shape)
@@ -76,7 +76,7 @@ func execConcatenate(b *simplego.Backend, node *simplego.Node, inputs []*simpleg
 	const op = backends.OpTypeConcatenate
 	nm := mirrorOf(node)
 	axis, ok := nm.data.(int)
-	if !on(b) || !ok || nm.shape.DType != dtypes.Float32 || axis < 0 || axis >= nm.shape.Rank() {
+	if !ok || nm.shape.DType != dtypes.Float32 || axis < 0 || axis >= nm.shape.Rank() {
 		return fallback(op, b, node, inputs, owned)
 	}
 	parts := make([][]float32, len(inputs))
@@ -137,7 +137,7 @@ func execGather(b *simplego.Backend, node *simplego.Node, inputs []*simplego.Buf
 	nm := mirrorOf(node)
 	src := float32Flat(b, inputs[0])
 	gd := dataOf[gatherMirror](node, op)
-	if !on(b) || src == nil || gd == nil {
+	if src == nil || gd == nil {
 		return fallback(op, b, node, inputs, owned)
 	}
 	dims := shapeOf(b, inputs[0]).Dimensions
@@ -184,7 +184,7 @@ func execScatterSum(b *simplego.Backend, node *simplego.Node, inputs []*simplego
 	nm := mirrorOf(node)
 	operand, upd := float32Flat(b, inputs[0]), float32Flat(b, inputs[2])
 	sd := dataOf[scatterMirror](node, op)
-	if !on(b) || operand == nil || upd == nil || sd == nil {
+	if operand == nil || upd == nil || sd == nil {
 		return fallback(op, b, node, inputs, owned)
 	}
 	dims := shapeOf(b, inputs[0]).Dimensions

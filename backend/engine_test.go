@@ -162,6 +162,27 @@ func TestEngineInstalled(t *testing.T) {
 	assert.ErrorContains(t, err, "SNOPT_KERNELS")
 }
 
+// TestPlainBackendUntouched: with the engine installed, a plain simplego
+// backend in the same process still runs simplego's own executors: tanh
+// bit for bit as float32(math.Tanh(float64(x))), and no engine counter moves.
+func TestPlainBackendUntouched(t *testing.T) {
+	engineBackend(t) // installs the engine
+	x := make([]float32, 300)
+	for i := range x {
+		x[i] = float32(i)/37 - 4
+	}
+	r0, f0 := counts()
+	got := run(t, plainBackend(t), func(in []*Node) []*Node { return []*Node{Tanh(in[0]), Dot(in[1], in[1])} },
+		x, [][]float32{{1, 2}, {3, 4}})
+	r1, f1 := counts()
+	assert.Equal(t, r0, r1, "no op ran on the engine")
+	assert.Equal(t, f0, f1, "no op counted as a fallback")
+	for i, v := range x {
+		require.Equal(t, float64(float32(math.Tanh(float64(v)))), got[0][i], "tanh(%g)", v)
+	}
+	assert.Equal(t, []float64{7, 10, 15, 22}, got[1])
+}
+
 // TestDotGeneralLayouts: every layout of a product the project builds —
 // contracting axis after or before the free one on either side, leading
 // batch axes, several contracting axes — at sizes 1, 7, 17, 33 and 1000+.
