@@ -131,27 +131,14 @@ func (a Mat) check(name string, r, c int) {
 // of at least minParallelWork multiply-adds are split over GOMAXPROCS
 // goroutines, by row blocks when there are enough rows, else by panels.
 func Gemm(m, n, k int, a, b Mat, c []float32) {
-	a.check("A", m, k)
-	b.check("B", k, n)
-	if len(c) < m*n {
-		panic(fmt.Sprintf("kernels: C has %d elements, needs %d×%d", len(c), m, n))
-	}
-	if m == 0 || n == 0 {
-		return
-	}
-	c = c[:m*n]
-	if k == 0 {
-		clear(c)
-		return
-	}
-	gemm(kernelAt(Current()), m, n, k, a, b, c, runtime.GOMAXPROCS(0))
+	GemmBatch(1, m, n, k, a, 0, b, 0, c)
 }
 
 // GemmBatch computes c[i] = a[i]·b[i] for i < batch, where operand i
 // starts batchStride elements after operand i-1 (a batch stride of 0
 // reuses one operand for every i) and c is batch row-major m×n arrays.
 func GemmBatch(batch, m, n, k int, a Mat, aBatchStride int, b Mat, bBatchStride int, c []float32) {
-	if batch <= 0 || m == 0 || n == 0 {
+	if batch <= 0 {
 		return
 	}
 	if aBatchStride < 0 || bBatchStride < 0 {
@@ -167,6 +154,9 @@ func GemmBatch(batch, m, n, k int, a Mat, aBatchStride int, b Mat, bBatchStride 
 	}
 	if len(c) < batch*m*n {
 		panic(fmt.Sprintf("kernels: C has %d elements, needs %d×%d×%d", len(c), batch, m, n))
+	}
+	if m == 0 || n == 0 {
+		return
 	}
 	if k == 0 {
 		clear(c[:batch*m*n])
