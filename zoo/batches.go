@@ -30,8 +30,8 @@ type Batcher struct {
 // NewImageBatcher returns a batcher over images with the given batch size
 // (at least 1; capped at the number of images).
 func NewImageBatcher(im *Images, size int, seed uint64) (*Batcher, error) {
-	if im == nil || im.N < 1 {
-		return nil, fmt.Errorf("%w: no images to batch", ErrInvalid)
+	if err := im.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	return newBatcher(im.N, size, seed, func(idx []int) *Batch {
 		b, _ := ImageBatch(im, idx) // indices of a permutation of [0, N): always valid
@@ -116,14 +116,21 @@ func ImageBatch(im *Images, idx []int) (*Batch, error) {
 	if im == nil || len(idx) == 0 {
 		return nil, fmt.Errorf("%w: an image batch needs images and at least one index", ErrInvalid)
 	}
-	size := im.H * im.W * im.C
+	if err := im.ValidateShape(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	size := im.Size()
 	x := make([]float32, len(idx)*size)
 	labels := make([]int32, len(idx))
+	table := im.Table()
 	for i, j := range idx {
 		if j < 0 || j >= im.N {
 			return nil, fmt.Errorf("%w: image index %d outside [0, %d)", ErrInvalid, j, im.N)
 		}
-		copy(x[i*size:(i+1)*size], im.Pixels[j*size:(j+1)*size])
+		if l := im.Labels[j]; l < 0 || l >= im.Classes {
+			return nil, fmt.Errorf("%w: image %d has label %d, want 0–%d", ErrInvalid, j, l, im.Classes-1)
+		}
+		im.Image(x[i*size:(i+1)*size], j, table)
 		labels[i] = int32(im.Labels[j])
 	}
 	return &Batch{

@@ -9,9 +9,10 @@ import (
 )
 
 func tinyImages(n int) *Images {
-	im := &Images{N: n, H: 1, W: 2, C: 1, Pixels: make([]float32, 2*n), Labels: make([]int, n), Classes: 10}
+	im := &Images{N: n, H: 1, W: 2, C: 1, Bytes: make([]uint8, 2*n), Labels: make([]int, n), Classes: 10,
+		Mean: []float64{0}, Std: []float64{1.0 / 255}} // byte b reads as b
 	for i := range n {
-		im.Pixels[2*i] = float32(i)
+		im.Bytes[2*i] = uint8(i)
 		im.Labels[i] = i % 10
 	}
 	return im

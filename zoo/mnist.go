@@ -111,12 +111,19 @@ func moduleCacheGuess() string {
 
 // LoadMNIST reads the four idx files (train-/t10k-images-idx3-ubyte.gz and
 // -labels-idx1-ubyte.gz, gzipped or not) from dir.
+// A test set whose images are not the training set's size is
+// ErrCorruptData naming both files and sizes.
 func LoadMNIST(dir string) (train, test *Images, err error) {
-	if train, err = loadIDXPair(filepath.Join(dir, "train-images-idx3-ubyte"), filepath.Join(dir, "train-labels-idx1-ubyte")); err != nil {
+	trainName, testName := filepath.Join(dir, "train-images-idx3-ubyte"), filepath.Join(dir, "t10k-images-idx3-ubyte")
+	if train, trainName, err = loadIDXPair(trainName, filepath.Join(dir, "train-labels-idx1-ubyte")); err != nil {
 		return nil, nil, err
 	}
-	if test, err = loadIDXPair(filepath.Join(dir, "t10k-images-idx3-ubyte"), filepath.Join(dir, "t10k-labels-idx1-ubyte")); err != nil {
+	if test, testName, err = loadIDXPair(testName, filepath.Join(dir, "t10k-labels-idx1-ubyte")); err != nil {
 		return nil, nil, err
+	}
+	if test.H != train.H || test.W != train.W || test.C != train.C {
+		return nil, nil, fmt.Errorf("%w: the test images %s are %d×%d, the training images %s %d×%d: both sets must share one image size",
+			ErrCorruptData, testName, test.H, test.W, trainName, train.H, train.W)
 	}
 	return train, test, nil
 }
@@ -141,34 +148,39 @@ func openMaybeGz(base string) (io.ReadCloser, string, error) {
 	}{z, f}, base + ".gz", nil
 }
 
-func loadIDXPair(imagesPath, labelsPath string) (*Images, error) {
-	ri, name, err := openMaybeGz(imagesPath)
+// loadIDXPair reads an images file and its labels file (each plain or
+// .gz); it also returns the images file's name as opened.
+func loadIDXPair(imagesPath, labelsPath string) (*Images, string, error) {
+	ri, imName, err := openMaybeGz(imagesPath)
 	if err != nil {
-		return nil, err
+		return nil, imName, err
 	}
 	defer ri.Close()
 	im, err := ReadIDXImages(ri)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, imName, fmt.Errorf("%s: %w", imName, err)
 	}
 	rl, name, err := openMaybeGz(labelsPath)
 	if err != nil {
-		return nil, err
+		return nil, imName, err
 	}
 	defer rl.Close()
 	labels, err := ReadIDXLabels(rl)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, imName, fmt.Errorf("%s: %w", name, err)
 	}
 	if len(labels) != im.N {
-		return nil, fmt.Errorf("%w: %d images but %d labels", ErrCorruptData, im.N, len(labels))
+		return nil, imName, fmt.Errorf("%w: %s holds %d images but %s %d labels", ErrCorruptData, imName, im.N, name, len(labels))
 	}
 	im.Labels = labels
-	return im, nil
+	return im, imName, nil
 }
 
 // ReadIDXImages parses an idx3 image file (big-endian magic 0x803, count,
-// rows, cols, then bytes) into normalised float32 pixels with one channel.
+// rows, cols, then bytes) into one-channel images whose bytes map to
+// MNIST's normalised values ((b/255 − 0.1307)/0.3081). The declared pixel
+// count is checked against datasets.MaxBytes before anything of its size is
+// allocated, and the pixels stay bytes.
 func ReadIDXImages(r io.Reader) (*Images, error) {
 	var hdr [4]uint32
 	if err := binary.Read(r, binary.BigEndian, &hdr); err != nil {
@@ -183,15 +195,12 @@ func ReadIDXImages(r io.Reader) (*Images, error) {
 	if n == 0 || h == 0 || w == 0 || h > maxIDXSide || w > maxIDXSide || n > maxIDXBytes/(h*w) {
 		return nil, fmt.Errorf("%w: implausible image dimensions %d×%d×%d (at most %d bytes of pixels)", ErrCorruptData, n, h, w, maxIDXBytes)
 	}
-	raw, err := readExactly(r, n*h*w)
+	raw, err := datasets.ReadDeclared(r, n*h*w, fmt.Sprintf("the idx header (%d images of %d×%d)", n, h, w))
 	if err != nil {
-		return nil, fmt.Errorf("%w: truncated pixels (want %d bytes): %v", ErrCorruptData, n*h*w, err)
+		return nil, fmt.Errorf("%w: %v", ErrCorruptData, err)
 	}
-	pix := make([]float32, len(raw))
-	for i, b := range raw {
-		pix[i] = (float32(b)/255 - mnistMean) / mnistStd
-	}
-	return &Images{N: int(n), H: int(h), W: int(w), C: 1, Pixels: pix, Classes: 10}, nil
+	return &Images{N: int(n), H: int(h), W: int(w), C: 1, Bytes: raw, Classes: 10,
+		Mean: []float64{mnistMean}, Std: []float64{mnistStd}}, nil
 }
 
 // Bounds of an idx file's header: a side of an image, and the bytes of all
@@ -200,19 +209,6 @@ const (
 	maxIDXSide  = 1 << 16
 	maxIDXBytes = 1 << 31
 )
-
-// readExactly reads n bytes, growing its buffer as data arrives (a header
-// that claims more than the file holds costs no large allocation).
-func readExactly(r io.Reader, n uint64) ([]byte, error) {
-	raw, err := io.ReadAll(io.LimitReader(r, int64(n)))
-	if err != nil {
-		return nil, err
-	}
-	if uint64(len(raw)) != n {
-		return nil, fmt.Errorf("%d of %d bytes: %w", len(raw), n, io.ErrUnexpectedEOF)
-	}
-	return raw, nil
-}
 
 // ReadIDXLabels parses an idx1 label file (magic 0x801, count, bytes).
 func ReadIDXLabels(r io.Reader) ([]int, error) {
@@ -227,9 +223,9 @@ func ReadIDXLabels(r io.Reader) ([]int, error) {
 	if n == 0 || n > maxIDXBytes {
 		return nil, fmt.Errorf("%w: implausible label count %d", ErrCorruptData, n)
 	}
-	raw, err := readExactly(r, n)
+	raw, err := datasets.ReadDeclared(r, n, fmt.Sprintf("the idx header (%d labels)", n))
 	if err != nil {
-		return nil, fmt.Errorf("%w: truncated labels (want %d bytes): %v", ErrCorruptData, n, err)
+		return nil, fmt.Errorf("%w: %v", ErrCorruptData, err)
 	}
 	labels := make([]int, n)
 	for i, b := range raw {

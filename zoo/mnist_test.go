@@ -53,8 +53,9 @@ func TestIDXRoundTrip(t *testing.T) {
 	assert.Equal(t, []int{3, 2, 4, 1}, []int{train.N, train.H, train.W, train.C})
 	assert.Equal(t, []int{7, 0, 9}, train.Labels)
 	assert.Equal(t, 1, test.N)
+	got := train.Pixels()
 	for i, b := range pix {
-		assert.InDelta(t, (float64(b)/255-mnistMean)/mnistStd, float64(train.Pixels[i]), 1e-6)
+		assert.InDelta(t, (float64(b)/255-mnistMean)/mnistStd, float64(got[i]), 1e-6)
 	}
 }
 
@@ -94,8 +95,8 @@ func FuzzReadIDXImages(f *testing.F) {
 			require.ErrorIs(t, err, ErrCorruptData)
 			return
 		}
-		require.Equal(t, im.N*im.H*im.W*im.C, len(im.Pixels))
-		require.LessOrEqual(t, len(im.Pixels), len(data))
+		require.Equal(t, im.N*im.H*im.W*im.C, len(im.Bytes))
+		require.LessOrEqual(t, len(im.Bytes), len(data))
 	})
 }
 
@@ -131,11 +132,12 @@ func TestLoadFashionMNISTStandardizes(t *testing.T) {
 	require.NoError(t, err)
 	require.Positive(t, test.N)
 	mean, sq := 0.0, 0.0
-	for _, v := range train.Pixels {
+	pix := train.Pixels()
+	for _, v := range pix {
 		mean += float64(v)
 		sq += float64(v) * float64(v)
 	}
-	n := float64(len(train.Pixels))
+	n := float64(len(pix))
 	assert.InDelta(t, 0, mean/n, 1e-4)
 	assert.InDelta(t, 1, sq/n, 1e-3)
 	_, _, err = LoadFashionMNIST(t.TempDir())

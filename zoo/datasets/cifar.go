@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // CIFAR-10's binary version: one label byte (0–9), then the 32×32 image as
@@ -53,7 +55,7 @@ func ReadCIFAR10(r io.Reader, name string) (*Images, error) {
 		planes := rec[1:]
 		for p := range cifarPixels {
 			for c := range 3 {
-				im.Pixels = append(im.Pixels, float32(planes[c*cifarPixels+p])/255)
+				im.Bytes = append(im.Bytes, planes[c*cifarPixels+p])
 			}
 		}
 		im.N++
@@ -93,7 +95,7 @@ func LoadCIFAR10(dir string) (train, test *Images, err error) {
 			continue
 		}
 		train.N += part.N
-		train.Pixels = append(train.Pixels, part.Pixels...)
+		train.Bytes = append(train.Bytes, part.Bytes...)
 		train.Labels = append(train.Labels, part.Labels...)
 	}
 	if test, err = ReadCIFAR10File(filepath.Join(dir, CIFAR10Files.Test)); err != nil {
@@ -102,11 +104,12 @@ func LoadCIFAR10(dir string) (train, test *Images, err error) {
 	return train, test, nil
 }
 
-// StandardizeChannels shifts and scales every channel of im to zero mean and
-// unit variance with im's statistics (the training set's) and applies the
-// same map to others; it returns the per-channel means and standard
-// deviations used. Images of another geometry, or a constant channel, are
-// an error.
+// StandardizeChannels sets the byte-to-value map of im and of others (test
+// sets) so that every channel of im (the training set) has mean 0 and
+// variance 1 (population statistics, of the bytes/255, counted exactly by a
+// histogram); it returns the per-channel means and standard deviations of
+// the bytes/255. Whatever map was set before is replaced. Images of another
+// geometry, or a constant channel, are ErrFormat.
 func (im *Images) StandardizeChannels(others ...*Images) (mean, std []float64, err error) {
 	if im == nil || im.N < 1 || im.C < 1 {
 		return nil, nil, fmt.Errorf("%w: no images to standardise", ErrFormat)
@@ -116,14 +119,29 @@ func (im *Images) StandardizeChannels(others ...*Images) (mean, std []float64, e
 			return nil, nil, fmt.Errorf("%w: images of %d×%d×%d and %d×%d×%d", ErrFormat, o.H, o.W, o.C, im.H, im.W, im.C)
 		}
 	}
-	mean, std = columnMoments(im.Pixels, im.C, 0)
-	for k := range std {
-		if !(std[k] > 0) {
-			return nil, nil, fmt.Errorf("%w: channel %d is constant", ErrFormat, k)
+	hist := make([][256]int64, im.C)
+	for j, b := range im.Bytes {
+		hist[j%im.C][b]++
+	}
+	mean, std = make([]float64, im.C), make([]float64, im.C)
+	for c := range hist {
+		var n, sum float64
+		for b, k := range hist[c] {
+			n += float64(k)
+			sum += float64(k) * float64(b) / 255
+		}
+		mean[c] = sum / n
+		for b, k := range hist[c] {
+			d := float64(b)/255 - mean[c]
+			std[c] += float64(k) * d * d
+		}
+		std[c] = math.Sqrt(std[c] / n)
+		if !(std[c] > 0) {
+			return nil, nil, fmt.Errorf("%w: channel %d is constant", ErrFormat, c)
 		}
 	}
 	for _, set := range append([]*Images{im}, others...) {
-		standardizeColumns(set.Pixels, mean, std)
+		set.Mean, set.Std = slices.Clone(mean), slices.Clone(std)
 	}
 	return mean, std, nil
 }

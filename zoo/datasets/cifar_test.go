@@ -34,12 +34,12 @@ func TestReadCIFAR10(t *testing.T) {
 	require.Equal(t, 3, im.N)
 	assert.Equal(t, []int{1, 4, 7}, im.Labels)
 	assert.Equal(t, 10, im.Classes)
-	require.Len(t, im.Pixels, 3*32*32*3)
+	require.Len(t, im.Pixels(), 3*32*32*3)
 	// Channels-last: image i, row r, column c, channel ch.
 	for _, p := range [][4]int{{0, 0, 0, 0}, {1, 2, 5, 1}, {2, 31, 17, 2}, {2, 4, 30, 0}} {
 		i, r, c, ch := p[0], p[1], p[2], p[3]
 		want := float32((i+7*ch+3*r+5*c)%256) / 255
-		assert.Equal(t, want, im.Pixels[((i*32+r)*32+c)*3+ch], "%v", p)
+		assert.Equal(t, want, im.Pixels()[((i*32+r)*32+c)*3+ch], "%v", p)
 	}
 }
 
@@ -73,10 +73,10 @@ func TestLoadCIFAR10(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1+2+3+4+5, train.N)
 	assert.Len(t, train.Labels, 15)
-	assert.Len(t, train.Pixels, 15*3072)
+	assert.Len(t, train.Pixels(), 15*3072)
 	assert.Equal(t, 2, test.N)
 	// Batch 2's first image follows batch 1's single one.
-	assert.Equal(t, float32(0)/255, train.Pixels[3072])
+	assert.Equal(t, float32(0)/255, train.Pixels()[3072])
 	assert.Equal(t, 1, train.Labels[1])
 }
 
@@ -87,21 +87,22 @@ func TestStandardizeChannels(t *testing.T) {
 	require.NoError(t, err)
 	test, err := ReadCIFAR10(bytes.NewReader(cifarFixture(1)), "test")
 	require.NoError(t, err)
-	raw := test.Pixels[5]
+	raw := test.Pixels()[5]
 	mean, std, err := train.StandardizeChannels(test)
 	require.NoError(t, err)
+	pix := train.Pixels()
 	for c := range 3 {
 		m, sq, n := 0.0, 0.0, 0.0
-		for i := c; i < len(train.Pixels); i += 3 {
-			m += float64(train.Pixels[i])
-			sq += float64(train.Pixels[i]) * float64(train.Pixels[i])
+		for i := c; i < len(pix); i += 3 {
+			m += float64(pix[i])
+			sq += float64(pix[i]) * float64(pix[i])
 			n++
 		}
 		assert.InDelta(t, 0, m/n, 1e-5)
 		assert.InDelta(t, 1, sq/n, 1e-4)
 	}
-	assert.InDelta(t, (float64(raw)-mean[2])/std[2], float64(test.Pixels[5]), 1e-6) // pixel 5 is channel 2
-	flat := &Images{N: 1, H: 1, W: 1, C: 1, Pixels: []float32{0.5}}
+	assert.InDelta(t, (float64(raw)-mean[2])/std[2], float64(test.Pixels()[5]), 1e-6) // pixel 5 is channel 2
+	flat := &Images{N: 1, H: 1, W: 1, C: 1, Bytes: []uint8{128}}
 	_, _, err = flat.StandardizeChannels()
 	assert.ErrorContains(t, err, "constant")
 	_, _, err = train.StandardizeChannels(flat)
@@ -120,6 +121,6 @@ func FuzzReadCIFAR10(f *testing.F) {
 			return
 		}
 		require.Equal(t, len(data)/cifarRecord, im.N)
-		require.Len(t, im.Pixels, im.N*3072)
+		require.Len(t, im.Pixels(), im.N*3072)
 	})
 }

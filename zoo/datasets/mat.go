@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/zlib"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -96,13 +97,9 @@ func ReadMAT(r io.Reader, name string) (map[string]*MATArray, error) {
 			return nil, bad("element at byte %d: %v", off, err)
 		}
 		if typ == miCOMPRESSED {
-			zr, err := zlib.NewReader(bytes.NewReader(body))
+			inner, err := inflateElement(body, fmt.Sprintf("%s: compressed element at byte %d", name, off))
 			if err != nil {
-				return nil, bad("compressed element at byte %d: %v", off, err)
-			}
-			inner, err := io.ReadAll(io.LimitReader(zr, matMaxBytes+1))
-			if err != nil || len(inner) > matMaxBytes {
-				return nil, bad("compressed element at byte %d does not inflate: %v", off, err)
+				return nil, err
 			}
 			if typ, body, _, err = matElement(inner, 0); err != nil {
 				return nil, bad("compressed element at byte %d: %v", off, err)
@@ -123,6 +120,33 @@ func ReadMAT(r io.Reader, name string) (map[string]*MATArray, error) {
 		off = next
 	}
 	return out, nil
+}
+
+// inflateElement inflates a miCOMPRESSED body: the inflated element's tag
+// first, whose declared size is checked against MaxBytes before the rest is
+// read (exactly that much, growing as it inflates; see ReadDeclared), so a
+// zlib bomb is refused at its tag and a lying tag costs what inflates.
+func inflateElement(body []byte, what string) ([]byte, error) {
+	zr, err := zlib.NewReader(bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrFormat, what, err)
+	}
+	var tag [8]byte
+	if _, err := io.ReadFull(zr, tag[:]); err != nil {
+		return nil, fmt.Errorf("%w: %s does not inflate to an element tag: %v", ErrFormat, what, err)
+	}
+	n := uint64(0)
+	if w := binary.LittleEndian.Uint32(tag[:]); w>>16 == 0 {
+		n = uint64(binary.LittleEndian.Uint32(tag[4:]))
+	}
+	rest, err := ReadDeclared(zr, n, what+"'s tag")
+	if err != nil {
+		if errors.Is(err, ErrFormat) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %s does not inflate to its declared %d bytes: %v", ErrFormat, what, n, err)
+	}
+	return append(tag[:], rest...), nil
 }
 
 // matElement reads the data element at off: its type, its bytes and the

@@ -109,13 +109,21 @@ func ReadNPY(r io.Reader, name string) (*Matrix, error) {
 	if dims[0] > maxMatrixValues/dims[1] {
 		return bad("shape (%s): more than %d values", shape[1], maxMatrixValues)
 	}
-	m := &Matrix{Name: name, Rows: dims[0], Cols: dims[1], X: make([]float64, 0, min(dims[0]*dims[1], 1<<20))}
-	buf := make([]byte, size*dims[1])
-	for i := range m.Rows {
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return bad("truncated data at row %d of %d: %v", i, m.Rows, err)
+	if err := CheckDeclared(fmt.Sprintf("%s: shape (%s)", name, shape[1]), 8*uint64(dims[0])*uint64(dims[1])); err != nil {
+		return nil, err
+	}
+	// Values are read in blocks of at most 64 KiB and X grows as they
+	// arrive: a header claiming more than the file holds costs what the
+	// file holds.
+	m := &Matrix{Name: name, Rows: dims[0], Cols: dims[1], X: make([]float64, 0, min(dims[0]*dims[1], 1<<16))}
+	total := dims[0] * dims[1]
+	buf := make([]byte, min(total*size, 64<<10))
+	for done := 0; done < total; {
+		k := min(len(buf)/size, total-done)
+		if got, err := io.ReadFull(r, buf[:k*size]); err != nil {
+			return bad("truncated data at row %d of %d: %v", (done+got/size)/m.Cols, m.Rows, err)
 		}
-		for j := range m.Cols {
+		for j := range k {
 			var v float64
 			if size == 4 {
 				v = float64(math.Float32frombits(binary.LittleEndian.Uint32(buf[4*j:])))
@@ -123,10 +131,11 @@ func ReadNPY(r io.Reader, name string) (*Matrix, error) {
 				v = math.Float64frombits(binary.LittleEndian.Uint64(buf[8*j:]))
 			}
 			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return bad("row %d, column %d is %g", i, j, v)
+				return bad("row %d, column %d is %g", (done+j)/m.Cols, (done+j)%m.Cols, v)
 			}
 			m.X = append(m.X, v)
 		}
+		done += k
 	}
 	return m, nil
 }

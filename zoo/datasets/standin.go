@@ -78,22 +78,40 @@ func StandIn(spec ArchiveSpec, seed uint64) (train, test *TimeSeries) {
 }
 
 // WriteTS writes ts in the .ts format ReadTS reads (values in Go's
-// shortest exact formatting, so a round trip is exact).
+// shortest exact formatting, so a round trip is exact): each series up to
+// its own length (@equalLength false when lengths differ), '?' where a value
+// was not observed.
 func WriteTS(w io.Writer, ts *TimeSeries) error {
 	bw := bufio.NewWriter(w)
-	fmt.Fprintf(bw, "# written by snopt-go\n@problemName %s\n@timeStamps false\n@missing false\n", ts.Name)
-	fmt.Fprintf(bw, "@univariate %v\n@dimensions %d\n@equalLength true\n@seriesLength %d\n",
-		ts.Channels == 1, ts.Channels, ts.Length)
+	missing := false
+	for i := range ts.N {
+		for k := range ts.SeriesLength(i) {
+			for d := range ts.Channels {
+				missing = missing || !ts.ObservedAt(i, k, d)
+			}
+		}
+	}
+	fmt.Fprintf(bw, "# written by snopt-go\n@problemName %s\n@timeStamps false\n@missing %v\n", ts.Name, missing)
+	fmt.Fprintf(bw, "@univariate %v\n@dimensions %d\n", ts.Channels == 1, ts.Channels)
+	if ts.Lengths == nil {
+		fmt.Fprintf(bw, "@equalLength true\n@seriesLength %d\n", ts.Length)
+	} else {
+		fmt.Fprintf(bw, "@equalLength false\n")
+	}
 	fmt.Fprintf(bw, "@classLabel true %s\n@data\n", strings.Join(ts.Classes, " "))
 	var line []byte
 	for i := range ts.N {
 		line = line[:0]
 		for d := range ts.Channels {
-			for k := range ts.Length {
+			for k := range ts.SeriesLength(i) {
 				if k > 0 {
 					line = append(line, ',')
 				}
-				line = strconv.AppendFloat(line, ts.X[(i*ts.Length+k)*ts.Channels+d], 'g', -1, 64)
+				if ts.ObservedAt(i, k, d) {
+					line = strconv.AppendFloat(line, ts.X[(i*ts.Length+k)*ts.Channels+d], 'g', -1, 64)
+				} else {
+					line = append(line, '?')
+				}
 			}
 			line = append(line, ':')
 		}

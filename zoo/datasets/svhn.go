@@ -38,7 +38,7 @@ func ReadSVHN(r io.Reader, name string) (*Images, error) {
 	if y.Len() != n || len(y.Dims) != 2 || (y.Dims[0] != 1 && y.Dims[1] != 1) {
 		return nil, bad("y has dimensions %v for %d images, want [%d, 1]", y.Dims, n, n)
 	}
-	im := &Images{N: n, H: h, W: w, C: 3, Classes: 10, Labels: make([]int, n), Pixels: make([]float32, 0, x.Len())}
+	im := &Images{N: n, H: h, W: w, C: 3, Classes: 10, Labels: make([]int, n), Bytes: make([]uint8, 0, x.Len())}
 	for i := range n {
 		v := y.At(i)
 		if v != float64(int(v)) || v < 1 || v > 10 {
@@ -55,7 +55,7 @@ func ReadSVHN(r io.Reader, name string) (*Images, error) {
 					if v < 0 || v > 255 || v != float64(int(v)) {
 						return nil, bad("pixel (%d, %d, %d) of image %d is %v, want 0–255", row, col, ch, i, v)
 					}
-					im.Pixels = append(im.Pixels, float32(v)/255)
+					im.Bytes = append(im.Bytes, uint8(v))
 				}
 			}
 		}

@@ -108,7 +108,7 @@ func TestReadSVHN(t *testing.T) {
 		for _, p := range [][4]int{{0, 0, 0, 0}, {1, 4, 3, 2}, {2, 2, 1, 1}, {0, 3, 0, 2}} {
 			i, r, c, ch := p[0], p[1], p[2], p[3]
 			want := float32((3*r+5*c+7*ch+11*i)%256) / 255
-			assert.Equal(t, want, im.Pixels[((i*5+r)*4+c)*3+ch], "%v", p)
+			assert.Equal(t, want, im.Pixels()[((i*5+r)*4+c)*3+ch], "%v", p)
 		}
 	}
 }
@@ -195,7 +195,7 @@ func FuzzReadSVHN(f *testing.F) {
 			require.ErrorIs(t, err, ErrFormat)
 			return
 		}
-		require.Len(t, im.Pixels, im.N*im.H*im.W*3)
+		require.Len(t, im.Pixels(), im.N*im.H*im.W*3)
 		require.Len(t, im.Labels, im.N)
 	})
 }

@@ -146,22 +146,24 @@ func TabularStandIn(spec TabularSpec, seed uint64) (train, val, test *Matrix, d 
 // constant column, a dimension mismatch or an empty m is an error.
 func (m *Matrix) Standardize(others ...*Matrix) (logScale float64, err error) {
 	if m.Rows < 2 {
-		return 0, fmt.Errorf("%s: %d rows: too few to standardize", m.Name, m.Rows)
+		return 0, fmt.Errorf("%w: %s: %d rows: too few to standardize", ErrFormat, m.Name, m.Rows)
 	}
 	for _, o := range others {
 		if o.Cols != m.Cols {
-			return 0, fmt.Errorf("%s has %d columns, %s has %d", o.Name, o.Cols, m.Name, m.Cols)
+			return 0, fmt.Errorf("%w: %s has %d columns, %s has %d", ErrFormat, o.Name, o.Cols, m.Name, m.Cols)
 		}
 	}
-	mean, std := columnMoments(m.X, m.Cols, 1)
-	for j := range std {
-		if !(std[j] > 0) {
-			return 0, fmt.Errorf("%s: column %d is constant", m.Name, j)
+	mom := columnMoments(m.X, m.Cols, 1, nil)
+	for j := range mom.S {
+		if !(mom.S[j] > 0) {
+			return 0, fmt.Errorf("%w: %s: column %d is constant", ErrFormat, m.Name, j)
 		}
-		logScale += math.Log(std[j])
+		logScale += mom.LogStd(j)
 	}
 	for _, s := range append([]*Matrix{m}, others...) {
-		standardizeColumns(s.X, mean, std)
+		if !standardizeColumns(s.X, mom) {
+			return 0, fmt.Errorf("%w: %s: standardised values leave the float64 range", ErrFormat, s.Name)
+		}
 	}
 	return logScale, nil
 }

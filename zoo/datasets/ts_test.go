@@ -16,9 +16,10 @@ const header = "# a comment\n@problemName Tiny\n@timeStamps false\n@missing true
 	"@dimensions 2\n@equalLength true\n@seriesLength 3\n@classLabel true a b c\n@data\n"
 
 // TestReadTSValid: a two-channel fixture with comments, blank lines and a
-// missing-value placeholder that leaves the series equal-length.
+// missing value, which keeps its place in time (carried forward, marked
+// unobserved).
 func TestReadTSValid(t *testing.T) {
-	body := header + "1,2,3:4,5,6:b\n\n-1.5,0,2e-3:7,8,?,9:a\n"
+	body := header + "1,2,3:4,5,6:b\n\n-1.5,0,2e-3:7,?,9:a\n"
 	ts, err := ReadTS(strings.NewReader(body), "tiny.ts")
 	require.NoError(t, err)
 	assert.Equal(t, "Tiny", ts.Name)
@@ -26,7 +27,16 @@ func TestReadTSValid(t *testing.T) {
 	assert.Equal(t, []string{"a", "b", "c"}, ts.Classes)
 	assert.Equal(t, []int{1, 0}, ts.Labels)
 	// Series-major, then time, then channel.
-	assert.Equal(t, []float64{1, 4, 2, 5, 3, 6, -1.5, 7, 0, 8, 2e-3, 9}, ts.X)
+	assert.Equal(t, []float64{1, 4, 2, 5, 3, 6, -1.5, 7, 0, 7, 2e-3, 9}, ts.X)
+	require.NotNil(t, ts.Observed)
+	for i := range 2 {
+		for k := range 3 {
+			for d := range 2 {
+				assert.Equal(t, !(i == 1 && k == 1 && d == 1), ts.ObservedAt(i, k, d), "(%d,%d,%d)", i, k, d)
+			}
+		}
+	}
+	assert.Nil(t, ts.Lengths, "equal lengths")
 }
 
 // TestReadTSBroken: each malformed file is ErrFormat naming the file and
@@ -46,7 +56,6 @@ func TestReadTSBroken(t *testing.T) {
 		"header mismatch":    {strings.Replace(header, "@seriesLength 3", "@seriesLength 4", 1) + "1,2,3:4,5,6:a\n", "want 4"},
 		"data before labels": {"@problemName X\n@data\n1:a\n", "@data before @classLabel"},
 		"timestamps":         {"@timeStamps true\n", "not supported"},
-		"unequal header":     {"@equalLength false\n", "only equal-length"},
 		"bad dimensions":     {"@dimensions -2\n", "positive integer"},
 		"unknown header":     {"@frobnicate 3\n", "unknown header @frobnicate"},
 		"text before data":   {"hello\n", "expected a @header line"},
