@@ -1,8 +1,10 @@
 package trainer
 
 import (
+	"crypto/sha256"
 	"encoding"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,6 +52,28 @@ type meta struct {
 	Params string `json:"params"`
 	// State names the extra state files (Config.State keys).
 	State []string `json:"state,omitempty"`
+	// StateSums bind each state file to this checkpoint and to the run's
+	// settings: SHA-256 of the settings' hash and the file's bytes. A state
+	// file from another run (another seed, say) fails the check on resume.
+	StateSums map[string]string `json:"state_sums,omitempty"`
+}
+
+// settingsHash fingerprints a run's settings (sorted key=value lines).
+func settingsHash(settings map[string]string) string {
+	h := sha256.New()
+	for _, k := range slices.Sorted(maps.Keys(settings)) {
+		fmt.Fprintf(h, "%q=%q\n", k, settings[k])
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// stateSum binds a state file's bytes to the settings' hash.
+func stateSum(settingsHash string, data []byte) string {
+	h := sha256.New()
+	h.Write([]byte(settingsHash))
+	h.Write([]byte{0})
+	h.Write(data)
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // paramsHash fingerprints the stepper's parameters (names, shapes, values)
@@ -100,12 +124,15 @@ func (c *checkpointer) save(st Updater, res *Result, cfg *Config) error {
 	if err != nil {
 		return fmt.Errorf("trainer: checkpoint: %w", err)
 	}
-	m := meta{Iteration: res.Iterations, Seconds: res.Seconds, Label: res.Label, Settings: cfg.Settings, Params: hash}
+	m := meta{Iteration: res.Iterations, Seconds: res.Seconds, Label: res.Label, Settings: cfg.Settings, Params: hash,
+		StateSums: map[string]string{}}
+	sh := settingsHash(cfg.Settings)
 	for _, name := range slices.Sorted(maps.Keys(cfg.State)) {
 		data, err := cfg.State[name].MarshalBinary()
 		if err != nil {
 			return fmt.Errorf("trainer: checkpoint: state %q: %w", name, err)
 		}
+		m.StateSums[name] = stateSum(sh, data)
 		if err := writeSynced(filepath.Join(tmp, stateFile(name)), data); err != nil {
 			return err
 		}
@@ -149,6 +176,26 @@ func (c *checkpointer) prune(latest string) error {
 	return nil
 }
 
+// cleanTemps removes what checkpoint writes killed midway left behind: the
+// .tmp-* folders and a LATEST.tmp (never the checkpoints themselves).
+func (c *checkpointer) cleanTemps() error {
+	entries, err := os.ReadDir(c.dir)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("trainer: checkpoint: %w", err)
+	}
+	for _, e := range entries {
+		if n := e.Name(); strings.HasPrefix(n, ".tmp-") || n == "LATEST.tmp" {
+			if err := os.RemoveAll(filepath.Join(c.dir, n)); err != nil {
+				return fmt.Errorf("trainer: checkpoint: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
 // latest returns the folder LATEST names, or "" when there is no checkpoint.
 func (c *checkpointer) latest() (string, error) {
 	name, err := os.ReadFile(filepath.Join(c.dir, "LATEST"))
@@ -173,7 +220,7 @@ func (c *checkpointer) clear() (bool, error) {
 	}
 	found := false
 	for _, e := range entries {
-		if n := e.Name(); n == "LATEST" || strings.HasPrefix(n, "ckpt-") || strings.HasPrefix(n, ".tmp-") {
+		if n := e.Name(); n == "LATEST" || n == "LATEST.tmp" || strings.HasPrefix(n, "ckpt-") || strings.HasPrefix(n, ".tmp-") {
 			found = true
 			if err := os.RemoveAll(filepath.Join(c.dir, n)); err != nil {
 				return found, fmt.Errorf("trainer: checkpoint: %w", err)
@@ -189,6 +236,9 @@ func (c *checkpointer) clear() (bool, error) {
 // hash), every extra state, and the same settings. Anything else is
 // ErrResume.
 func (c *checkpointer) restore(st Updater, cfg *Config) (*meta, error) {
+	if err := c.cleanTemps(); err != nil {
+		return nil, err
+	}
 	dir, err := c.latest()
 	if dir == "" || err != nil {
 		return nil, err
@@ -228,10 +278,15 @@ func (c *checkpointer) restore(st Updater, cfg *Config) (*meta, error) {
 	if hash != m.Params {
 		return fail("the restored parameters differ from those saved (hash %s, saved %s)", hash, m.Params)
 	}
+	sh := settingsHash(cfg.Settings)
 	for name, s := range cfg.State {
 		data, err := os.ReadFile(filepath.Join(dir, stateFile(name)))
 		if err != nil {
 			return fail("state %q: %v", name, err)
+		}
+		if want, ok := m.StateSums[name]; !ok || stateSum(sh, data) != want {
+			return fail("state file %s does not belong to this checkpoint and these settings (its checksum differs from the one recorded); "+
+				"a state file copied from another run cannot be resumed — start afresh without resuming", stateFile(name))
 		}
 		if err := s.UnmarshalBinary(data); err != nil {
 			return fail("state %q: %v", name, err)

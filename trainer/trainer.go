@@ -100,6 +100,30 @@ func (e *DivergedError) Error() string {
 // Unwrap makes errors.Is(err, ErrNonFiniteLoss) hold.
 func (e *DivergedError) Unwrap() error { return ErrNonFiniteLoss }
 
+// ErrStopped reports a run ended early by Config.Stop; the error is a
+// *StoppedError.
+var ErrStopped = errors.New("trainer: stopped")
+
+// StoppedError reports the iteration a run stopped after (the log's
+// numbering) and the checkpoint it wrote there ("" without checkpoints).
+// It matches ErrStopped with errors.Is.
+type StoppedError struct {
+	Label      string
+	Iteration  int
+	Checkpoint string
+}
+
+// Error names the run, the iteration and the checkpoint.
+func (e *StoppedError) Error() string {
+	if e.Checkpoint == "" {
+		return fmt.Sprintf("%v: %s after iteration %d (no checkpoint configured)", ErrStopped, e.Label, e.Iteration)
+	}
+	return fmt.Sprintf("%v: %s after iteration %d; checkpoint written to %s", ErrStopped, e.Label, e.Iteration, e.Checkpoint)
+}
+
+// Unwrap makes errors.Is(err, ErrStopped) hold.
+func (e *StoppedError) Unwrap() error { return ErrStopped }
+
 // Config configures a run. Zero values mean: no limit (Iterations), no
 // budget, no periodic evaluation, no CSV, no checkpoints, no progress bar.
 type Config struct {
@@ -143,6 +167,12 @@ type Config struct {
 	// with the iteration just done, numbered from 1 as in the log; an error
 	// stops training.
 	Hook func(iter int, res *StepResult) error
+	// Stop, when closed, ends the run cleanly at the next iteration
+	// boundary: the iteration under way finishes and is logged, a
+	// checkpoint is written (when CheckpointDir is set) and Run returns the
+	// result so far with a *StoppedError. Resuming from that checkpoint
+	// continues bit-identically. Typically closed on SIGINT/SIGTERM.
+	Stop <-chan struct{}
 }
 
 // Record is one iteration of the log.
@@ -253,7 +283,32 @@ func Run[B any](m Model[B], st Updater, next func() (B, error), eval Evaluator, 
 		return (cfg.Iterations > 0 && res.Iterations >= cfg.Iterations) ||
 			(cfg.Budget > 0 && res.Seconds >= cfg.Budget.Seconds())
 	}
+	stopped := func() bool {
+		select {
+		case <-cfg.Stop:
+			return true
+		default:
+			return false
+		}
+	}
+	savedAt := -1 // the iteration of the last checkpoint this call wrote
 	for !done() {
+		if stopped() {
+			stop := &StoppedError{Label: cfg.Label, Iteration: res.Iterations}
+			if cfg.CheckpointDir != "" && res.Iterations > 0 {
+				if savedAt != res.Iterations {
+					if err := ck.save(st, res, &cfg); err != nil {
+						return res, err
+					}
+				}
+				stop.Checkpoint = cfg.CheckpointDir
+			}
+			if bar != nil {
+				_ = bar.Exit()
+				fmt.Fprintln(out)
+			}
+			return res, stop
+		}
 		iter := res.Iterations + 1 // numbered from 1, as in the log
 		b, err := next()
 		if err != nil {
@@ -315,6 +370,7 @@ func Run[B any](m Model[B], st Updater, next func() (B, error), eval Evaluator, 
 			if err := ck.save(st, res, &cfg); err != nil {
 				return res, err
 			}
+			savedAt = res.Iterations
 		}
 		if bar != nil {
 			_ = bar.Add(1)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
+	"github.com/stretchr/testify/require"
 
 	"github.com/snopt-go/snopt/internal/testutil"
 	"github.com/snopt-go/snopt/zoo/datasets"
@@ -43,7 +44,8 @@ func BenchmarkClassifierStep(b *testing.B) {
 // stand-in cut to 20 steps (batch 512, H 32, D 7).
 func BenchmarkODERNNStep(b *testing.B) {
 	spec := datasets.ArchiveSpec{Name: "CharacterTrajectories", Channels: 3, Classes: 20, Length: 20, Train: 512, Test: 1}
-	train, _ := datasets.StandIn(spec, 1)
+	train, _, err := datasets.StandIn(spec, 1)
+	require.NoError(b, err)
 	if _, _, err := train.Standardize(); err != nil {
 		b.Fatal(err)
 	}
@@ -83,8 +85,10 @@ func BenchmarkODERNNStep(b *testing.B) {
 // benchFFJORD times one training step of an FFJORD preset on a batch of its
 // stand-in density (float32), statistics on every other step.
 func benchFFJORD(b *testing.B, cfg FFJORDConfig, spec datasets.TabularSpec, batch int) {
-	dens := datasets.NewStandInDensity(spec.Dim, 1)
-	x := dens.Sample(batch, rand.New(rand.NewPCG(1, 2)))
+	dens, err := datasets.NewStandInDensity(spec.Dim, 1)
+	require.NoError(b, err)
+	x, err := dens.Sample(batch, rand.New(rand.NewPCG(1, 2)))
+	require.NoError(b, err)
 	vals := make([]float32, len(x.X))
 	for i, v := range x.X {
 		vals[i] = float32(v)

@@ -214,8 +214,10 @@ func TestFFJORDStatsPerBlock(t *testing.T) {
 // TestFFJORDTrainsWithEveryOptimizer: on a 3-D stand-in density, Adam, SGD
 // and SNOpt lower the NLL of a fixed batch.
 func TestFFJORDTrainsWithEveryOptimizer(t *testing.T) {
-	dens := datasets.NewStandInDensity(3, 2)
-	x := dens.Sample(64, rand.New(rand.NewPCG(1, 1)))
+	dens, err := datasets.NewStandInDensity(3, 2)
+	require.NoError(t, err)
+	x, err := dens.Sample(64, rand.New(rand.NewPCG(1, 1)))
+	require.NoError(t, err)
 	vals := make([]float32, len(x.X))
 	for i, v := range x.X {
 		vals[i] = float32(v / 3)

@@ -119,8 +119,9 @@ func dense(t *testing.T, x *tensors.Tensor) *mat.Dense {
 // lower the training loss.
 func TestODERNNTrainsWithEachOptimizer(t *testing.T) {
 	spec := datasets.ArchiveSpec{Name: "Tiny", Channels: 2, Classes: 3, Length: 6, Train: 64, Test: 8}
-	train, _ := datasets.StandIn(spec, 1)
-	_, _, err := train.Standardize()
+	train, _, err := datasets.StandIn(spec, 1)
+	require.NoError(t, err)
+	_, _, err = train.Standardize()
 	require.NoError(t, err)
 	for _, name := range []string{"adam", "sgd", "snopt"} {
 		ctx := context.New()

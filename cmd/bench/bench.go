@@ -188,6 +188,12 @@ func tables(o options, rs []*workerResult) string {
 			break
 		}
 	}
+	for _, r := range rs {
+		if r.Data != "" {
+			fmt.Fprintf(&b, "Data: %s.\n\n", r.Data)
+			break
+		}
+	}
 	metric := "metric"
 	for _, r := range rs {
 		if r.MetricName != "" {

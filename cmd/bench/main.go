@@ -74,6 +74,14 @@ type options struct {
 	DataSeed uint64 `json:"data_seed"`
 	// StatsBatch is the image classifier's sub-batch for SNOpt's statistics.
 	StatsBatch int `json:"stats_batch"`
+	// UEAName names the data set of -problem uea (default: the one
+	// <Name>_TRAIN.ts in -data).
+	UEAName string `json:"uea_name"`
+	// Split is the time-series split: "archive" (the files' own) or
+	// "paper" (merged and re-split 70/15/15, stratified).
+	Split string `json:"split"`
+	// Hidden is the ODE-RNN's hidden width (0: the problem's default).
+	Hidden int `json:"hidden"`
 }
 
 // dataSeed is the seed of the stand-in data sets.
@@ -88,7 +96,7 @@ func (o options) dataSeed() uint64 {
 var knownOptimizers = []string{"adam", "sgd", "snopt"}
 
 // knownProblems are the problems the bench trains.
-var knownProblems = []string{"mnist", "fashion", "cifar10", "svhn", "circle", "spoad", "artwr", "chart", "gas", "miniboone"}
+var knownProblems = []string{"mnist", "fashion", "cifar10", "svhn", "circle", "spoad", "artwr", "chart", "uea", "gas", "miniboone"}
 
 // defaultStatsBatch is the image problems' -stats-batch.
 const defaultStatsBatch = 32
@@ -107,6 +115,7 @@ var dataFiles = map[string][]string{
 var needsData = map[string]string{
 	"cifar10": "CIFAR-10's binary version (cifar-10-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html, unpacked: the folder cifar-10-batches-bin with data_batch_1..5.bin and test_batch.bin)",
 	"svhn":    "SVHN's cropped digits (train_32x32.mat and test_32x32.mat from http://ufldl.stanford.edu/housenumbers/)",
+	"uea":     "a UEA archive data set (<Name>_TRAIN.ts and <Name>_TEST.ts from https://www.timeseriesclassification.com, e.g. Multivariate2018_ts.zip unpacked)",
 }
 
 // sweepBounds parses -sweep-range ("lo:hi"); without it every rate is in range.
@@ -169,7 +178,7 @@ func (l lrFlags) Set(s string) error {
 
 // internalFlags are set by the orchestrator for its workers and hidden
 // from -h.
-var internalFlags = map[string]bool{"worker": true, "worker-parent": true}
+var internalFlags = map[string]bool{"worker": true, "worker-parent": true, "worker-options": true}
 
 const usageHeader = `bench trains a problem of the SNOpt paper with Adam, SGD and SNOpt, each in
 its own process under the same budget, and prints the paper's tables:
@@ -213,6 +222,9 @@ func usage(fs *flag.FlagSet) func() {
 type mode struct {
 	worker       string
 	workerParent int
+	// workerOptions is the file holding the orchestrator's options for a
+	// worker (every option, serialised whole: none can be lost on the way).
+	workerOptions string
 	sweep        bool
 	table3       bool
 }
@@ -224,7 +236,10 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.Usage = usage(fs)
-	fs.StringVar(&o.Problem, "problem", "mnist", "problem: "+strings.Join(knownProblems, ", ")+" (spoad, artwr, chart: UEA time series; gas, miniboone: FFJORD density estimation; stand-ins unless -data)")
+	fs.StringVar(&o.Problem, "problem", "mnist", "problem: "+strings.Join(knownProblems, ", ")+" (spoad, artwr, chart: the paper's UEA time series, stand-ins unless -data; uea: any UEA data set in -data; gas, miniboone: FFJORD density estimation, stand-ins unless -data)")
+	fs.StringVar(&o.UEAName, "uea-name", "", "-problem uea: the data set's name, the prefix of <Name>_TRAIN.ts (default: the one such file in -data)")
+	fs.StringVar(&o.Split, "split", "archive", "time series: archive (the files' own train/test split) or paper (both merged and re-split 70/15/15 stratified with fixed seeds, as the paper)")
+	fs.IntVar(&o.Hidden, "hidden", 0, "time series: the ODE-RNN's hidden width (0: the problem's, App. A.4; 32 for uea)")
 	fs.StringVar(&o.Optimizers, "optimizers", "adam,sgd,snopt", "comma-separated optimizers to compare")
 	fs.DurationVar(&o.Budget, "budget", 0, "training wall-clock budget per optimizer (e.g. 10m)")
 	fs.IntVar(&o.Iters, "iters", 0, "iterations per optimizer (when no budget)")
@@ -264,8 +279,22 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 	fs.BoolVar(&md.table3, "table3", false, "run the Table 3 analogue instead: t1 policies, θ trained by the first of -optimizers (SNOpt unless -optimizers is given)")
 	fs.StringVar(&md.worker, "worker", "", "internal: run one optimizer and write its result JSON here")
 	fs.IntVar(&md.workerParent, "worker-parent", 0, "internal: the orchestrator's process id")
+	fs.StringVar(&md.workerOptions, "worker-options", "", "internal: the file of the worker's options (JSON)")
 	if err := fs.Parse(args); err != nil {
 		return o, md, err
+	}
+	if md.workerOptions != "" {
+		// A worker takes every option from the orchestrator's file; the
+		// orchestrator validated them.
+		data, err := os.ReadFile(md.workerOptions)
+		if err != nil {
+			return o, md, err
+		}
+		o = options{}
+		if err := json.Unmarshal(data, &o); err != nil {
+			return o, md, fmt.Errorf("%s: %w", md.workerOptions, err)
+		}
+		return o, md, nil
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -300,6 +329,7 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 // validate checks every flag, naming the flag in the message.
 func validate(o options, md mode, set map[string]bool) error {
 	_, tabular := tabularProblems[o.Problem] // -width 0: the paper's hidden widths
+	_, isSeries := seriesProblems[o.Problem]
 	bad := func(flagName string, v any, want string) error {
 		return fmt.Errorf("-%s %v: want %s", flagName, v, want)
 	}
@@ -363,6 +393,11 @@ func validate(o options, md mode, set map[string]bool) error {
 		{o.FinalSize >= 0, "final-size", o.FinalSize, "≥ 0"},
 		{o.Seeds >= 1, "seeds", o.Seeds, "≥ 1"},
 		{o.StatsBatch >= 0, "stats-batch", o.StatsBatch, "≥ 0"},
+		{o.Split == "archive" || o.Split == "paper", "split", o.Split, "archive or paper"},
+		{isSeries || !set["split"], "split", o.Split, "no -split for " + o.Problem + " (only the time-series problems)"},
+		{o.Hidden >= 0, "hidden", o.Hidden, "≥ 0"},
+		{isSeries || !set["hidden"], "hidden", o.Hidden, "no -hidden for " + o.Problem + " (only the time-series problems)"},
+		{o.Problem == "uea" || !set["uea-name"], "uea-name", o.UEAName, "only with -problem uea"},
 		{o.Seeds == 1 || !(md.sweep || md.table3), "seeds", o.Seeds, "1 with -sweep or -table3"},
 		{!(md.sweep && md.table3), "table3", true, "not together with -sweep"},
 	}
@@ -383,6 +418,11 @@ func validate(o options, md mode, set map[string]bool) error {
 	if where, ok := needsData[o.Problem]; ok {
 		if o.Data == "" {
 			return bad("data", `""`, "the folder of "+where+"; they are not on this machine, and the bench does not substitute a stand-in")
+		}
+		if o.Problem == "uea" {
+			if _, err := ueaName(o); err != nil {
+				return err
+			}
 		}
 		for _, f := range dataFiles[o.Problem] {
 			if _, err := os.Stat(filepath.Join(o.Data, f)); err != nil {
@@ -450,36 +490,20 @@ func main() {
 func spawn(o options, optimizer string, lr float64, tag string) (*workerResult, error) {
 	o.Optimizers = optimizer
 	o.LR = lrFlags{optimizer: lr}
+	o.DataSeed = o.dataSeed()
 	resultPath := filepath.Join(o.Out, tag+".json")
 	if err := os.Remove(resultPath); err != nil && !os.IsNotExist(err) {
 		return nil, err
 	}
-	args := []string{
-		"-problem", o.Problem, "-optimizers", optimizer, "-batch", fmt.Sprint(o.Batch),
-		"-width", fmt.Sprint(o.Width), "-train-size", fmt.Sprint(o.TrainSize), "-eval-size", fmt.Sprint(o.EvalSize),
-		"-eval-every", fmt.Sprint(o.EvalEvery), "-checkpoint-every", fmt.Sprint(o.CheckpointEvery), "-out", o.Out,
-		"-seed", fmt.Sprint(o.Seed), "-lr", fmt.Sprintf("%s=%v", optimizer, lr), "-wd", fmt.Sprint(o.WD),
-		"-refresh", fmt.Sprint(o.RefreshK), "-lr-decay", fmt.Sprint(o.LRDecay), "-lr-decay-every", fmt.Sprint(o.LRDecayEvery),
-		"-t1-policy", o.T1Policy, "-t1-lr", fmt.Sprint(o.T1LR),
-		"-t1-reg", fmt.Sprint(o.T1Reg), "-t1-every", fmt.Sprint(o.T1Every), "-t1-warmup", fmt.Sprint(o.T1Warmup),
-		"-t1-decay", fmt.Sprint(o.T1Decay), "-t1-curvature", o.T1Curvature, "-tol", fmt.Sprint(o.Tol),
-		"-sweep-range", o.SweepRange, "-final-size", fmt.Sprint(o.FinalSize),
-		"-seeds", fmt.Sprint(o.Seeds), "-data-seed", fmt.Sprint(o.dataSeed()), "-stats-batch", fmt.Sprint(o.StatsBatch),
-		fmt.Sprintf("-progress=%v", o.Progress), fmt.Sprintf("-resume=%v", o.Resume),
-		"-worker", resultPath, "-worker-parent", fmt.Sprint(os.Getpid()),
+	optionsPath := filepath.Join(o.Out, tag+".options.json")
+	data, err := json.Marshal(o)
+	if err != nil {
+		return nil, err
 	}
-	if slices.Contains(imageProblems, o.Problem) {
-		args = append(args, "-t1", fmt.Sprint(o.T1))
+	if err := os.WriteFile(optionsPath, data, 0o644); err != nil {
+		return nil, err
 	}
-	if o.Data != "" {
-		args = append(args, "-data", o.Data)
-	}
-	if o.Budget > 0 {
-		args = append(args, "-budget", o.Budget.String())
-	}
-	if o.Iters > 0 {
-		args = append(args, "-iters", fmt.Sprint(o.Iters))
-	}
+	args := []string{"-worker", resultPath, "-worker-parent", fmt.Sprint(os.Getpid()), "-worker-options", optionsPath}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -495,8 +519,7 @@ func spawn(o options, optimizer string, lr float64, tag string) (*workerResult, 
 	if err != nil {
 		return nil, fmt.Errorf("%s (lr %g): %w", optimizer, lr, err)
 	}
-	data, err := os.ReadFile(resultPath)
-	if err != nil {
+	if data, err = os.ReadFile(resultPath); err != nil {
 		return nil, fmt.Errorf("%s (lr %g): no result: %w", optimizer, lr, err)
 	}
 	var r workerResult

@@ -70,7 +70,10 @@ func loadTabular(o options, finalRows int) (*tabularData, error) {
 			return nil, err
 		}
 		var train, val, test *datasets.Matrix
-		train, val, test, dens = datasets.TabularStandIn(spec, o.dataSeed())
+		var err error
+		if train, val, test, dens, err = datasets.TabularStandIn(spec, o.dataSeed()); err != nil {
+			return nil, err
+		}
 		for name, m := range map[string]*datasets.Matrix{"train": train, "val": val, "test": test} {
 			if err := writeOnce(filepath.Join(dir, name+".npy"), func(w io.Writer) error { return datasets.WriteNPY(w, m) }); err != nil {
 				return nil, err
@@ -108,7 +111,11 @@ func loadTabular(o options, finalRows int) (*tabularData, error) {
 	}
 	raw := 0.0
 	for i := range rows {
-		raw -= dens.LogProb(d.test.X[i*spec.Dim:(i+1)*spec.Dim]) / float64(rows)
+		lp, err := dens.LogProb(d.test.X[i*spec.Dim : (i+1)*spec.Dim])
+		if err != nil {
+			return nil, err
+		}
+		raw -= lp / float64(rows)
 	}
 	logScale, err := d.train.Standardize(val, d.test)
 	if err != nil {

@@ -54,6 +54,8 @@ type workerResult struct {
 	Seed uint64 `json:"seed"`
 	// Backend says what computed the run, e.g. "SimpleGo (go), engine avx512".
 	Backend string `json:"backend,omitempty"`
+	// Data says which data set and split ran (stand-in or real files).
+	Data string `json:"data,omitempty"`
 }
 
 // defaultLR per problem and optimizer (overridable with -lr; see -sweep).
@@ -67,6 +69,7 @@ var defaultLR = map[string]map[string]float64{
 	// The ODE field's rate on the time-series problems (GRU and head: Adam at
 	// restLR); not swept yet.
 	"spoad": {"adam": 3e-3, "sgd": 3e-2, "snopt": 3e-2},
+	"uea":   {"adam": 3e-3, "sgd": 3e-2, "snopt": 3e-2},
 	"artwr": {"adam": 3e-3, "sgd": 3e-2, "snopt": 3e-2},
 	"chart": {"adam": 3e-3, "sgd": 3e-2, "snopt": 3e-2},
 	// FFJORD: Adam at FFJORD's 1e-3; not swept yet.
@@ -102,6 +105,9 @@ type problem struct {
 	// after, when set, runs once training ends (e.g. plots samples); tag
 	// names the run's files.
 	after func(tag string) error
+	// data says which data and split ran ("" for the problems that need
+	// no note).
+	data string
 }
 
 func newProblem(o options, b backends.Backend, ctx *context.Context) (*problem, error) {
@@ -340,7 +346,7 @@ func runWorker(o options, md mode) error {
 	out := workerResult{Optimizer: name, T1Policy: o.T1Policy, T1Start: o.T1, T1Final: t1Final, LR: lr, Iterations: res.Iterations, Seconds: res.Seconds,
 		SecPerIter: res.Seconds / float64(max(res.Iterations, 1)), PeakRSSMiB: peakRSSMiB(),
 		FinalLoss: finalLoss, FinalMetric: finalMetric, MetricName: p.model.MetricName(), CSV: csv,
-		NFEForward: nfeF / n, NFEBackward: nfeB / n, Seed: o.Seed, TrueNLL: p.trueNLL, Backend: backend.Describe(b)}
+		NFEForward: nfeF / n, NFEBackward: nfeB / n, Seed: o.Seed, TrueNLL: p.trueNLL, Backend: backend.Describe(b), Data: p.data}
 	return writeResult(resultPath, out)
 }
 

@@ -31,7 +31,15 @@ var Archive = map[string]ArchiveSpec{
 // under a random monotone time warp, a random amplitude and offset, plus
 // white noise — separable, but not by any single value. It is NOT the
 // archive's data: results on it are not the paper's Table 2.
-func StandIn(spec ArchiveSpec, seed uint64) (train, test *TimeSeries) {
+// Sizes below 1 (or below 2 classes, 2 steps) are ErrInvalid.
+func StandIn(spec ArchiveSpec, seed uint64) (train, test *TimeSeries, err error) {
+	if spec.Channels < 1 || spec.Classes < 2 || spec.Length < 2 || spec.Train < 1 || spec.Test < 1 {
+		return nil, nil, fmt.Errorf("%w: stand-in %q of %d channels, %d classes, length %d, %d/%d series (want ≥ 1, ≥ 2, ≥ 2, ≥ 1, ≥ 1)",
+			ErrInvalid, spec.Name, spec.Channels, spec.Classes, spec.Length, spec.Train, spec.Test)
+	}
+	if err := CheckDeclared("stand-in "+spec.Name, 8*uint64(spec.Train+spec.Test)*uint64(spec.Length)*uint64(spec.Channels)); err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
 	type harmonic struct{ a, phase float64 }
 	tmpl := make([][][3]harmonic, spec.Classes)
 	rng := rand.New(rand.NewPCG(seed, 0x7e57))
@@ -74,7 +82,7 @@ func StandIn(spec ArchiveSpec, seed uint64) (train, test *TimeSeries) {
 		}
 		return ts
 	}
-	return gen(spec.Train, 1), gen(spec.Test, 2)
+	return gen(spec.Train, 1), gen(spec.Test, 2), nil
 }
 
 // WriteTS writes ts in the .ts format ReadTS reads (values in Go's

@@ -34,9 +34,12 @@ type StandInDensity struct {
 	c       []float64
 }
 
-// NewStandInDensity draws a density of dim dimensions with 5 components,
-// deterministically from seed.
-func NewStandInDensity(dim int, seed uint64) *StandInDensity {
+// NewStandInDensity draws a density of dim ≥ 1 dimensions with 5
+// components, deterministically from seed (dim < 1 is ErrInvalid).
+func NewStandInDensity(dim int, seed uint64) (*StandInDensity, error) {
+	if dim < 1 || dim > 1<<16 {
+		return nil, fmt.Errorf("%w: a stand-in density of %d dimensions (want 1–65536)", ErrInvalid, dim)
+	}
 	r := rand.New(rand.NewPCG(seed, 0xde75))
 	const k = 5
 	d := &StandInDensity{Dim: dim, weights: make([]float64, k), c: make([]float64, dim)}
@@ -63,11 +66,18 @@ func NewStandInDensity(dim int, seed uint64) *StandInDensity {
 		d.l[i][i] = 0.5 + r.Float64()
 		d.c[i] = r.NormFloat64()
 	}
-	return d
+	return d, nil
 }
 
-// Sample draws n points (row-major [n, Dim]) from the density with rng.
-func (d *StandInDensity) Sample(n int, rng *rand.Rand) *Matrix {
+// Sample draws n ≥ 0 points (row-major [n, Dim]) from the density with rng
+// (nil rng or n < 0: ErrInvalid).
+func (d *StandInDensity) Sample(n int, rng *rand.Rand) (*Matrix, error) {
+	if n < 0 || rng == nil {
+		return nil, fmt.Errorf("%w: Sample(%d) with rng %v (want n ≥ 0 and a generator)", ErrInvalid, n, rng != nil)
+	}
+	if err := CheckDeclared(fmt.Sprintf("Sample(%d)", n), 8*uint64(n)*uint64(d.Dim)); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
 	m := &Matrix{Rows: n, Cols: d.Dim, X: make([]float64, 0, n*d.Dim)}
 	u := make([]float64, d.Dim)
 	for range n {
@@ -90,11 +100,15 @@ func (d *StandInDensity) Sample(n int, rng *rand.Rand) *Matrix {
 			m.X = append(m.X, x)
 		}
 	}
-	return m
+	return m, nil
 }
 
-// LogProb is the exact log-density of x (length Dim).
-func (d *StandInDensity) LogProb(x []float64) float64 {
+// LogProb is the exact log-density of x (length Dim; any other length is
+// ErrInvalid).
+func (d *StandInDensity) LogProb(x []float64) (float64, error) {
+	if len(x) != d.Dim {
+		return 0, fmt.Errorf("%w: LogProb of a point with %d values, the density has %d dimensions", ErrInvalid, len(x), d.Dim)
+	}
 	// u = L⁻¹(x − c) by forward substitution.
 	u := make([]float64, d.Dim)
 	logDet := 0.0
@@ -122,20 +136,34 @@ func (d *StandInDensity) LogProb(x []float64) float64 {
 	for _, t := range terms {
 		sum += math.Exp(t - best)
 	}
-	return best + math.Log(sum) - logDet
+	return best + math.Log(sum) - logDet, nil
 }
 
 // TabularStandIn draws deterministic train, validation and test sets with
 // spec's shapes from NewStandInDensity(spec.Dim, seed), and returns the
-// density for the exact NLL.
-func TabularStandIn(spec TabularSpec, seed uint64) (train, val, test *Matrix, d *StandInDensity) {
-	d = NewStandInDensity(spec.Dim, seed)
+// density for the exact NLL. Sizes below 1 are ErrInvalid.
+func TabularStandIn(spec TabularSpec, seed uint64) (train, val, test *Matrix, d *StandInDensity, err error) {
+	if spec.Train < 1 || spec.Val < 1 || spec.Test < 1 {
+		return nil, nil, nil, nil, fmt.Errorf("%w: stand-in %s with %d/%d/%d rows (want ≥ 1 each)", ErrInvalid, spec.Name, spec.Train, spec.Val, spec.Test)
+	}
+	if d, err = NewStandInDensity(spec.Dim, seed); err != nil {
+		return nil, nil, nil, nil, err
+	}
 	draw := func(n int, stream uint64) *Matrix {
-		m := d.Sample(n, rand.New(rand.NewPCG(seed, stream)))
-		m.Name = spec.Name
+		if err != nil {
+			return nil
+		}
+		var m *Matrix
+		if m, err = d.Sample(n, rand.New(rand.NewPCG(seed, stream))); err == nil {
+			m.Name = spec.Name
+		}
 		return m
 	}
-	return draw(spec.Train, 1), draw(spec.Val, 2), draw(spec.Test, 3), d
+	train, val, test = draw(spec.Train, 1), draw(spec.Val, 2), draw(spec.Test, 3)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return train, val, test, d, nil
 }
 
 // Standardize rescales every column of m to zero mean and unit variance

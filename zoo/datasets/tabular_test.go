@@ -14,19 +14,26 @@ import (
 // wrong normaliser would show), and the samples' mean matches the density's
 // mean L·E[u] + c.
 func TestStandInDensityIsNormalisedAndMatchesItsSamples(t *testing.T) {
-	d := NewStandInDensity(2, 7)
+	d, err := NewStandInDensity(2, 7)
+	require.NoError(t, err)
+	logProb := func(x []float64) float64 {
+		lp, err := d.LogProb(x)
+		require.NoError(t, err)
+		return lp
+	}
 	// ∫ p over a wide box by the midpoint rule.
 	const lo, hi, n = -25.0, 25.0, 1000
 	h := (hi - lo) / n
 	total := 0.0
 	for i := range n {
 		for j := range n {
-			total += math.Exp(d.LogProb([]float64{lo + (float64(i)+0.5)*h, lo + (float64(j)+0.5)*h})) * h * h
+			total += math.Exp(logProb([]float64{lo + (float64(i)+0.5)*h, lo + (float64(j)+0.5)*h})) * h * h
 		}
 	}
 	assert.InDelta(t, 1, total, 1e-3)
 
-	m := d.Sample(20000, rand.New(rand.NewPCG(1, 2)))
+	m, err := d.Sample(20000, rand.New(rand.NewPCG(1, 2)))
+	require.NoError(t, err)
 	// Mean of the samples vs L·E[u] + c.
 	eu := make([]float64, 2)
 	for k, w := range d.weights {
@@ -51,16 +58,18 @@ func TestStandInDensityIsNormalisedAndMatchesItsSamples(t *testing.T) {
 // deterministic for a seed and differ between splits.
 func TestTabularStandInShapes(t *testing.T) {
 	spec := TabularSpec{Name: "gas", Dim: 8, Train: 50, Val: 10, Test: 20}
-	train, val, test, d := TabularStandIn(spec, 3)
+	train, val, test, d, err := TabularStandIn(spec, 3)
+	require.NoError(t, err)
 	assert.Equal(t, []int{50, 8}, []int{train.Rows, train.Cols})
 	assert.Equal(t, 10, val.Rows)
 	assert.Equal(t, 20, test.Rows)
-	again, _, _, _ := TabularStandIn(spec, 3)
+	again, _, _, _, _ := TabularStandIn(spec, 3)
 	assert.Equal(t, train.X, again.X)
 	assert.NotEqual(t, train.X[:8], test.X[:8])
 	nll := 0.0
 	for r := range test.Rows {
-		lp := d.LogProb(test.X[r*8 : (r+1)*8])
+		lp, err := d.LogProb(test.X[r*8 : (r+1)*8])
+		require.NoError(t, err)
 		require.False(t, math.IsNaN(lp) || math.IsInf(lp, 0))
 		nll -= lp / float64(test.Rows)
 	}

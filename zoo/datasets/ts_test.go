@@ -76,7 +76,8 @@ func TestReadTSBroken(t *testing.T) {
 // exactly, and has the archive's shapes.
 func TestStandInRoundTripsThroughTS(t *testing.T) {
 	spec := ArchiveSpec{Name: "CharacterTrajectories", Channels: 3, Classes: 4, Length: 17, Train: 11, Test: 5}
-	train, test := StandIn(spec, 3)
+	train, test, err := StandIn(spec, 3)
+	require.NoError(t, err)
 	assert.Equal(t, []int{11, 17, 3}, []int{train.N, train.Length, train.Channels})
 	assert.Equal(t, 5, test.N)
 	path := filepath.Join(t.TempDir(), "CharacterTrajectories_TRAIN.ts")
@@ -88,9 +89,9 @@ func TestStandInRoundTripsThroughTS(t *testing.T) {
 	assert.Equal(t, train.X, back.X)
 	assert.Equal(t, train.Labels, back.Labels)
 	assert.Equal(t, train.Classes, back.Classes)
-	again, _ := StandIn(spec, 3)
+	again, _, _ := StandIn(spec, 3)
 	assert.Equal(t, train.X, again.X, "deterministic for a seed")
-	other, _ := StandIn(spec, 4)
+	other, _, _ := StandIn(spec, 4)
 	assert.NotEqual(t, train.X, other.X)
 }
 
@@ -99,7 +100,8 @@ func TestStandInRoundTripsThroughTS(t *testing.T) {
 // no single time point and channel separates the classes alone.
 func TestStandInClassesAreSeparableButNotTrivially(t *testing.T) {
 	spec := ArchiveSpec{Name: "X", Channels: 3, Classes: 5, Length: 40, Train: 300, Test: 200}
-	train, test := StandIn(spec, 1)
+	train, test, err := StandIn(spec, 1)
+	require.NoError(t, err)
 	m := train.Length * train.Channels
 	means := make([][]float64, spec.Classes)
 	counts := make([]float64, spec.Classes)

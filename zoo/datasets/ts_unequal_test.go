@@ -120,7 +120,8 @@ func TestAlignClassesByName(t *testing.T) {
 // by class, deterministic, and a partition of the series.
 func TestPaperSplit(t *testing.T) {
 	spec := ArchiveSpec{Name: "S", Channels: 2, Classes: 3, Length: 4, Train: 57, Test: 43}
-	a, b := StandIn(spec, 5)
+	a, b, err := StandIn(spec, 5)
+	require.NoError(t, err)
 	// Give every series a unique first value to identify it.
 	for i := range a.N {
 		a.X[i*a.Length*a.Channels] = float64(i)
