@@ -36,6 +36,7 @@ func runBench(o options) error {
 	var results []*workerResult
 	var problems []string
 	var report strings.Builder
+seeds:
 	for s := range o.Seeds {
 		seedOpts := o
 		seedOpts.Seed, seedOpts.DataSeed = o.Seed+uint64(s), o.dataSeed()
@@ -46,6 +47,13 @@ func runBench(o options) error {
 				tag += fmt.Sprintf("-seed%d", seedOpts.Seed)
 			}
 			r, err := spawn(seedOpts, name, lrFor(o, name), tag)
+			if errors.Is(err, errInterrupted) {
+				if len(seedResults) > 0 {
+					report.WriteString(tables(seedOpts, seedResults))
+					results = append(results, seedResults...)
+				}
+				break seeds
+			}
 			if err != nil {
 				// A failed optimizer is a result, not the end of the comparison.
 				fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -59,6 +67,13 @@ func runBench(o options) error {
 				problems = append(problems, fmt.Sprintf("%s diverged at iteration %d", who, r.DivergedAt))
 			}
 			seedResults = append(seedResults, r)
+			if r.Stopped {
+				interrupted.Store(true) // the worker itself may have been signalled
+				problems = append(problems, fmt.Sprintf("%s stopped by a signal after iteration %d", name, r.Iterations))
+				report.WriteString(tables(seedOpts, seedResults))
+				results = append(results, seedResults...)
+				break seeds
+			}
 		}
 		report.WriteString(tables(seedOpts, seedResults) + trueNLLLine(seedResults) + timeToTarget(finished(seedResults)))
 		results = append(results, seedResults...)
@@ -140,7 +155,7 @@ func meanSD(v []float64) (mean, sd float64) {
 func finished(rs []*workerResult) []*workerResult {
 	var out []*workerResult
 	for _, r := range rs {
-		if r.DivergedAt == 0 && r.Divergence == "" {
+		if r.DivergedAt == 0 && r.Divergence == "" && !r.Stopped {
 			out = append(out, r)
 		}
 	}
@@ -154,6 +169,8 @@ func (r *workerResult) status() string {
 		return fmt.Sprintf("diverged at iteration %d", r.DivergedAt)
 	case r.Divergence != "":
 		return "failed"
+	case r.Stopped:
+		return fmt.Sprintf("stopped after iteration %d (continue with -resume)", r.Iterations)
 	}
 	return ""
 }

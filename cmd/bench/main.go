@@ -466,6 +466,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
 	}
+	if md.worker == "" {
+		stopOnSignal("orchestrator")
+	}
 	switch {
 	case md.worker != "":
 		err = runWorker(o, md)
@@ -475,6 +478,14 @@ func main() {
 		err = locked(o, func() error { return runTable3(o) })
 	default:
 		err = locked(o, func() error { return runBench(o) })
+	}
+	if md.worker == "" && interrupted.Load() {
+		if err != nil && !errors.Is(err, errInterrupted) {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+		}
+		fmt.Fprintf(os.Stderr, "bench: interrupted; the partial tables and plots are in %s. Resume with:\n  %s %s\n",
+			o.Out, shellQuote(os.Args[0]), resumeCommand(os.Args[1:]))
+		os.Exit(exitSignalled)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -488,6 +499,9 @@ func main() {
 // -out. A worker that diverged reports so in its result; any other failure
 // is an error.
 func spawn(o options, optimizer string, lr float64, tag string) (*workerResult, error) {
+	if interrupted.Load() {
+		return nil, fmt.Errorf("%s (lr %g) not started: %w", optimizer, lr, errInterrupted)
+	}
 	o.Optimizers = optimizer
 	o.LR = lrFlags{optimizer: lr}
 	o.DataSeed = o.dataSeed()
@@ -514,7 +528,14 @@ func spawn(o options, optimizer string, lr float64, tag string) (*workerResult, 
 	// The parent-death signal follows the thread that started the child:
 	// keep this goroutine on it until the child is done.
 	runtime.LockOSThread()
-	err = cmd.Run()
+	if err = cmd.Start(); err == nil {
+		setChild(cmd.Process)
+		if interrupted.Load() { // the signal came between the check above and the start
+			signalChild(os.Interrupt)
+		}
+		err = cmd.Wait()
+		setChild(nil)
+	}
 	runtime.UnlockOSThread()
 	if err != nil {
 		return nil, fmt.Errorf("%s (lr %g): %w", optimizer, lr, err)

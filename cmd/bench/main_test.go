@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -208,4 +209,73 @@ func TestDivergedRunIsReported(t *testing.T) {
 	assert.Regexp(t, `\| sgd \| 1e\+06 \| diverged at iteration \d+ \|`, stdout.String())
 	assert.Contains(t, stdout.String(), "| adam | 0.03 | 40 |")
 	assert.Regexp(t, `sgd diverged at iteration \d+`, stderr.String())
+}
+
+// TestSignalStopsCleanlyAndResumes: a SIGINT to a running bench lets the
+// worker finish its iteration and write a checkpoint, writes the partial
+// tables, starts no further run and exits 130 with the command that
+// resumes; that command continues bit-identically to an uninterrupted run.
+// Two signals in a row end it at once.
+func TestSignalStopsCleanlyAndResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the bench four times")
+	}
+	dir := t.TempDir()
+	args := func(out string, extra ...string) []string {
+		return append([]string{"-problem", "circle", "-iters", "40", "-checkpoint-every", "25", "-batch", "16",
+			"-eval-size", "16", "-final-size", "32", "-eval-every", "5", "-refresh", "7",
+			"-progress=false", "-out", out}, extra...)
+	}
+	full, part := filepath.Join(dir, "full"), filepath.Join(dir, "part")
+	require.NoError(t, bench(t, args(full, "-optimizers", "snopt")...).Run())
+
+	log := filepath.Join(part, "circle-snopt.csv")
+	first := startUntilRows(t, args(part, "-optimizers", "snopt,adam"), log, 8)
+	require.NoError(t, first.Process.Signal(syscall.SIGINT))
+	err := first.Wait()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit)
+	assert.Equal(t, 130, exit.ExitCode())
+	recs, err := trainer.ReadCSV(log)
+	require.NoError(t, err)
+	stoppedAt := len(recs)
+	require.Less(t, stoppedAt, 40, "stopped before the end")
+	latest, err := os.ReadFile(filepath.Join(part, "circle-snopt-ckpt", "LATEST"))
+	require.NoError(t, err)
+	assert.Equal(t, fmt.Sprintf("ckpt-%09d", stoppedAt), string(latest), "a checkpoint at the last logged iteration")
+	tables, err := os.ReadFile(filepath.Join(part, "circle-tables.md"))
+	require.NoError(t, err)
+	assert.Contains(t, string(tables), fmt.Sprintf("stopped after iteration %d", stoppedAt))
+	_, err = os.Stat(filepath.Join(part, "circle-adam.csv"))
+	assert.True(t, os.IsNotExist(err), "no run starts after the signal")
+
+	var out bytes.Buffer
+	resumed := bench(t, args(part, "-optimizers", "snopt,adam", "-resume")...)
+	resumed.Stderr = &out
+	require.NoError(t, resumed.Run(), out.String())
+	assert.Contains(t, out.String(), "resumed snopt")
+	assert.Equal(t, csvRows(t, filepath.Join(full, "circle-snopt.csv")), csvRows(t, log))
+
+	// Two signals: out at once, the worker with it.
+	again := filepath.Join(dir, "again")
+	second := startUntilRows(t, args(again, "-optimizers", "snopt", "-iters", "100000"), filepath.Join(again, "circle-snopt.csv"), 3)
+	require.NoError(t, second.Process.Signal(syscall.SIGINT))
+	require.NoError(t, second.Process.Signal(syscall.SIGINT))
+	done := make(chan error, 1)
+	go func() { done <- second.Wait() }()
+	select {
+	case err := <-done:
+		require.ErrorAs(t, err, &exit)
+		assert.Equal(t, 130, exit.ExitCode())
+	case <-time.After(20 * time.Second):
+		_ = second.Process.Kill()
+		t.Fatal("a second signal did not end the bench")
+	}
+}
+
+// TestResumeCommandAddsResume: the printed command is the same flags with
+// -resume once, quoted for a shell.
+func TestResumeCommandAddsResume(t *testing.T) {
+	assert.Equal(t, "-problem circle -out 'my dir' -resume", resumeCommand([]string{"-problem", "circle", "-out", "my dir"}))
+	assert.Equal(t, "-resume -problem circle", resumeCommand([]string{"-resume=true", "-problem", "circle"}))
 }

@@ -6,9 +6,12 @@ import (
 	"syscall"
 )
 
-// dieWithParent has the kernel kill the child when this process dies.
+// dieWithParent has the kernel kill the child when this process dies, and
+// puts the child in its own process group: a terminal's Ctrl-C reaches the
+// orchestrator only, which forwards one signal (a second one, straight from
+// the terminal, would make the worker exit before its checkpoint).
 func dieWithParent(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 }
 
 // lockFile takes an exclusive, non-blocking lock on f (released when the

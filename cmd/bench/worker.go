@@ -56,6 +56,9 @@ type workerResult struct {
 	Backend string `json:"backend,omitempty"`
 	// Data says which data set and split ran (stand-in or real files).
 	Data string `json:"data,omitempty"`
+	// Stopped is set when a signal ended the run early: Iterations are
+	// those done, a checkpoint holds them, and there is no final evaluation.
+	Stopped bool `json:"stopped,omitempty"`
 }
 
 // defaultLR per problem and optimizer (overridable with -lr; see -sweep).
@@ -248,6 +251,7 @@ const workerGCPercent = 10
 // md.worker; a divergence is a result (DivergedAt), not an error.
 func runWorker(o options, md mode) error {
 	watchParent(md.workerParent)
+	stop := stopOnSignal("worker " + o.Optimizers)
 	if os.Getenv("GOGC") == "" && slices.Contains(imageProblems, o.Problem) {
 		// The image classifier's graph executions leave large short-lived
 		// buffers behind; at Go's default GOGC=100 the heap doubles before
@@ -311,8 +315,16 @@ func runWorker(o options, md mode) error {
 		Iterations: o.Iters, Budget: o.Budget, EvalEvery: o.EvalEvery, CSV: csv,
 		CheckpointDir: filepath.Join(o.Out, tag+"-ckpt"), CheckpointEvery: o.CheckpointEvery, Resume: o.Resume,
 		Progress: o.Progress, Label: fmt.Sprintf("%s lr=%g", name, lr), Hook: hook,
-		State: state, Settings: o.settings(name, lr),
+		State: state, Settings: o.settings(name, lr, backend.Describe(b)), Stop: stop,
 	})
+	var stopped *trainer.StoppedError
+	if errors.As(err, &stopped) {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return writeResult(resultPath, workerResult{Optimizer: name, T1Policy: o.T1Policy, T1Start: o.T1, LR: lr, Backend: backend.Describe(b),
+			Iterations: res.Iterations, Seconds: res.Seconds, SecPerIter: res.Seconds / float64(max(res.Iterations, 1)),
+			PeakRSSMiB: peakRSSMiB(), MetricName: p.model.MetricName(), CSV: csv, FinalLoss: math.NaN(), FinalMetric: math.NaN(),
+			Seed: o.Seed, Data: p.data, Stopped: true})
+	}
 	var div *trainer.DivergedError
 	if errors.As(err, &div) {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -374,7 +386,11 @@ func finiteOrNil(x float64) *float64 {
 // settings are the flags that decide a run's iterates: a checkpoint written
 // under other ones is refused on resume (the learning rate included: the
 // checkpoint's optimizer state would otherwise silently win).
-func (o options) settings(optimizer string, lr float64) map[string]string {
+// The backend is the resolved one (backend.Describe: the backend's name and
+// the engine level), so that $GOMLX_BACKEND spelled differently for the same
+// backend ("", "go", "go:ops_sequential") resumes, while another engine
+// level, whose results differ in the last bits, does not.
+func (o options) settings(optimizer string, lr float64, resolvedBackend string) map[string]string {
 	return map[string]string{
 		"problem": o.Problem, "optimizer": optimizer, "lr": fmt.Sprint(lr), "wd": fmt.Sprint(o.WD),
 		"batch": fmt.Sprint(o.Batch), "width": fmt.Sprint(o.Width), "train-size": fmt.Sprint(o.TrainSize),
@@ -383,7 +399,7 @@ func (o options) settings(optimizer string, lr float64) map[string]string {
 		"t1-reg": fmt.Sprint(o.T1Reg), "t1-every": fmt.Sprint(o.T1Every), "t1-warmup": fmt.Sprint(o.T1Warmup),
 		"t1-decay": fmt.Sprint(o.T1Decay), "lr-decay": fmt.Sprint(o.LRDecay), "lr-decay-every": fmt.Sprint(o.LRDecayEvery), "t1-curvature": o.T1Curvature, "tol": fmt.Sprint(o.Tol), "data": o.Data,
 		"data-seed": fmt.Sprint(o.dataSeed()), "stats-batch": fmt.Sprint(o.StatsBatch),
-		"backend": os.Getenv(backend.EnvVar),
+		"backend": resolvedBackend, "split": o.Split, "uea-name": o.UEAName, "hidden": fmt.Sprint(o.Hidden),
 	}
 }
 
