@@ -82,6 +82,9 @@ type options struct {
 	Split string `json:"split"`
 	// Hidden is the ODE-RNN's hidden width (0: the problem's default).
 	Hidden int `json:"hidden"`
+	// MemoryCheck refuses a configuration whose memory estimate exceeds
+	// the machine's memory.
+	MemoryCheck bool `json:"memory_check"`
 }
 
 // dataSeed is the seed of the stand-in data sets.
@@ -91,6 +94,12 @@ func (o options) dataSeed() uint64 {
 	}
 	return o.Seed
 }
+
+// Bounds of -tol and -t1 that the solver can meet.
+const (
+	minTol, maxTol = 1e-10, 0.5
+	minT1, maxT1   = 1e-4, 100.0
+)
 
 // knownOptimizers are the optimizers the bench compares.
 var knownOptimizers = []string{"adam", "sgd", "snopt"}
@@ -171,6 +180,9 @@ func (l lrFlags) Set(s string) error {
 		if err != nil {
 			return fmt.Errorf("%q: learning rate %w", part, err)
 		}
+		if old, dup := l[name]; dup {
+			return fmt.Errorf("%q: a second learning rate for %s (already %g); give each optimizer one", part, name, old)
+		}
 		l[name] = v
 	}
 	return nil
@@ -225,8 +237,8 @@ type mode struct {
 	// workerOptions is the file holding the orchestrator's options for a
 	// worker (every option, serialised whole: none can be lost on the way).
 	workerOptions string
-	sweep        bool
-	table3       bool
+	sweep         bool
+	table3        bool
 }
 
 // parseArgs parses and validates a command line.
@@ -239,6 +251,7 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 	fs.StringVar(&o.Problem, "problem", "mnist", "problem: "+strings.Join(knownProblems, ", ")+" (spoad, artwr, chart: the paper's UEA time series, stand-ins unless -data; uea: any UEA data set in -data; gas, miniboone: FFJORD density estimation, stand-ins unless -data)")
 	fs.StringVar(&o.UEAName, "uea-name", "", "-problem uea: the data set's name, the prefix of <Name>_TRAIN.ts (default: the one such file in -data)")
 	fs.StringVar(&o.Split, "split", "archive", "time series: archive (the files' own train/test split) or paper (both merged and re-split 70/15/15 stratified with fixed seeds, as the paper)")
+	fs.BoolVar(&o.MemoryCheck, "memory-check", true, "refuse a configuration whose estimated memory exceeds the machine's (or the cgroup's) before building it")
 	fs.IntVar(&o.Hidden, "hidden", 0, "time series: the ODE-RNN's hidden width (0: the problem's, App. A.4; 32 for uea)")
 	fs.StringVar(&o.Optimizers, "optimizers", "adam,sgd,snopt", "comma-separated optimizers to compare")
 	fs.DurationVar(&o.Budget, "budget", 0, "training wall-clock budget per optimizer (e.g. 10m)")
@@ -282,6 +295,9 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 	fs.StringVar(&md.workerOptions, "worker-options", "", "internal: the file of the worker's options (JSON)")
 	if err := fs.Parse(args); err != nil {
 		return o, md, err
+	}
+	if name := repeatedFlag(fs, args); name != "" {
+		return o, md, fmt.Errorf("-%s is given more than once; give it once (a later value would silently replace the earlier)", name)
 	}
 	if md.workerOptions != "" {
 		// A worker takes every option from the orchestrator's file; the
@@ -390,6 +406,10 @@ func validate(o options, md mode, set map[string]bool) error {
 		{o.T1Decay >= 0 && o.T1Decay < 1, "t1-decay", o.T1Decay, "0 ≤ decay < 1"},
 		{finite(o.T1Recovered) && o.T1Recovered > 0, "t1-recovered", o.T1Recovered, "a finite number > 0"},
 		{finite(o.Tol) && o.Tol >= 0, "tol", o.Tol, "a finite number ≥ 0 (0: the problem's default)"},
+		{o.Tol == 0 || (o.Tol >= minTol && o.Tol <= maxTol), "tol", o.Tol, fmt.Sprintf("0 (the problem's default) or between %g and %g: tighter than float32 arithmetic can meet, the solver's step size underflows; looser, it stops controlling the error", minTol, maxTol)},
+		{o.T1 >= minT1 && o.T1 <= maxT1, "t1", o.T1, fmt.Sprintf("between %g and %g (the end time of an ODE block trained at t1 = 1; outside, the solve fails or its step count explodes)", minT1, maxT1)},
+		{md.sweep || !set["grid"], "grid", o.Grid, "only with -sweep (it lists the learning rates a sweep tries)"},
+		{md.sweep || !set["sweep-range"], "sweep-range", o.SweepRange, "only with -sweep (it bounds the learning rates a sweep tries)"},
 		{o.FinalSize >= 0, "final-size", o.FinalSize, "≥ 0"},
 		{o.Seeds >= 1, "seeds", o.Seeds, "≥ 1"},
 		{o.StatsBatch >= 0, "stats-batch", o.StatsBatch, "≥ 0"},
@@ -404,6 +424,11 @@ func validate(o options, md mode, set map[string]bool) error {
 	for _, c := range checks {
 		if !c.ok {
 			return bad(c.flagName, c.v, c.want)
+		}
+	}
+	if o.MemoryCheck {
+		if err := checkMemory(o); err != nil {
+			return err
 		}
 	}
 	if _, err := freehorizon.ParseCurvature(o.T1Curvature); err != nil {
@@ -439,6 +464,28 @@ func validate(o options, md mode, set map[string]bool) error {
 		}
 	}
 	return nil
+}
+
+// repeatedFlag is the name of a flag of fs that args set twice ("" if none).
+func repeatedFlag(fs *flag.FlagSet, args []string) string {
+	seen := map[string]bool{}
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if fs.Lookup(name) == nil {
+			continue // a value such as -4
+		}
+		if seen[name] {
+			return name
+		}
+		seen[name] = true
+	}
+	return ""
 }
 
 // grid parses -grid (nil without it).

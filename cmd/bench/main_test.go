@@ -66,6 +66,25 @@ func TestCommandLineIsValidated(t *testing.T) {
 		{[]string{"-problem", "gas", "-iters", "1", "-seeds", "0"}, "-seeds 0"},
 		{[]string{"-problem", "gas", "-iters", "1", "-t1", "2"}, "-t1 2"},
 		{[]string{"-sweep", "-iters", "1", "-seeds", "2"}, "-seeds 2: want 1 with -sweep"},
+		{[]string{"-iters", "1", "-lr", "snopt=0.1,snopt=0.2"}, `a second learning rate for snopt`},
+		{[]string{"-iters", "1", "-lr", "snopt=0.1", "-lr", "snopt=0.2"}, `a second learning rate for snopt`},
+		{[]string{"-iters", "1", "-batch", "8", "-batch", "16"}, "-batch is given more than once"},
+		{[]string{"-iters", "1", "-grid", "0.1,0.2"}, "-grid 0.1,0.2: want only with -sweep"},
+		{[]string{"-iters", "1", "-sweep-range", "0.1:1"}, "-sweep-range 0.1:1: want only with -sweep"},
+		{[]string{"-problem", "circle", "-iters", "1", "-tol", "1e-300"}, "-tol 1e-300: want 0 (the problem's default) or between"},
+		{[]string{"-problem", "circle", "-iters", "1", "-tol", "3"}, "-tol 3"},
+		{[]string{"-iters", "1", "-t1", "1e6"}, "-t1 1e+06: want between"},
+		{[]string{"-iters", "1", "-t1", "1e-9"}, "-t1 1e-09: want between"},
+		{[]string{"-problem", "circle", "-iters", "1", "-batch", "2000000000"}, "-batch 2000000000: this configuration needs about"},
+		{[]string{"-problem", "circle", "-iters", "1", "-eval-size", "2000000000"}, "-eval-size 2000000000: this configuration needs about"},
+		{[]string{"-problem", "circle", "-iters", "1", "-final-size", "2000000000"}, "-final-size 2000000000: this configuration needs about"},
+		{[]string{"-problem", "mnist", "-iters", "1", "-width", "1000000"}, "-width 1000000: this configuration needs about"},
+		{[]string{"-problem", "chart", "-iters", "1", "-batch", "2000000000"}, "-batch 2000000000: this configuration needs about"},
+		{[]string{"-problem", "gas", "-iters", "1", "-width", "10000000"}, "-width 10000000: this configuration needs about"},
+		{[]string{"-problem", "circle", "-iters", "1", "-split", "paper"}, "-split paper: want no -split for circle"},
+		{[]string{"-problem", "chart", "-iters", "1", "-split", "random"}, "-split random"},
+		{[]string{"-problem", "uea", "-iters", "1"}, "-data \"\": want the folder of a UEA archive data set"},
+		{[]string{"-problem", "chart", "-iters", "1", "-uea-name", "X"}, "-uea-name X: want only with -problem uea"},
 	} {
 		_, _, err := parseArgs(c.args, &bytes.Buffer{})
 		require.Error(t, err, "%v", c.args)
@@ -89,7 +108,7 @@ func TestCommandLineIsValidated(t *testing.T) {
 	var exit *exec.ExitError
 	require.ErrorAs(t, err, &exit)
 	assert.Equal(t, 2, exit.ExitCode())
-	assert.Contains(t, stderr.String(), "-problem nope: want one of mnist, fashion, cifar10, svhn, circle, spoad, artwr, chart, gas, miniboone")
+	assert.Contains(t, stderr.String(), "-problem nope: want one of mnist, fashion, cifar10, svhn, circle, spoad, artwr, chart, uea, gas, miniboone")
 }
 
 // TestHelpShowsExamplesAndHidesInternalFlags.
