@@ -189,7 +189,7 @@ func boolIdx(b bool) int {
 
 // Step implements Model.
 func (c *Classifier) Step(b *Batch, stats bool) (*StepResult, error) {
-	if err := checkBatch(b, true); err != nil {
+	if err := checkBatch(b, c.cfg.Classes); err != nil {
 		return nil, err
 	}
 	c.build()
@@ -255,7 +255,7 @@ func (c *Classifier) Step(b *Batch, stats bool) (*StepResult, error) {
 
 // Evaluate implements Model.
 func (c *Classifier) Evaluate(b *Batch) (float64, float64, error) {
-	if err := checkBatch(b, true); err != nil {
+	if err := checkBatch(b, c.cfg.Classes); err != nil {
 		return 0, 0, err
 	}
 	c.build()

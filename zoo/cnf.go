@@ -78,7 +78,7 @@ func (c *CNF) Params() []*context.Variable { return c.params }
 // forward flows a batch from T1 to 0 and returns the trajectory, the NLL and
 // its cotangents at t = 0.
 func (c *CNF) forward(b *Batch) (*adjointx.Trajectory, float64, [][]*tensors.Tensor, error) {
-	if err := checkBatch(b, false); err != nil {
+	if err := checkBatch(b, 0); err != nil {
 		return nil, 0, nil, err
 	}
 	n := b.Size

@@ -202,7 +202,7 @@ func rademacher(rng *rand.Rand, x *tensors.Tensor, n, d int) *tensors.Tensor {
 
 // forward flows a batch through the blocks with the given trace mode.
 func (m *FFJORD) forward(b *Batch, blocks []*adjointx.Block, mode field.TraceMode, rng *rand.Rand) (*flow, error) {
-	if err := checkBatch(b, false); err != nil {
+	if err := checkBatch(b, 0); err != nil {
 		return nil, err
 	}
 	if d := b.X.Shape().Dimensions; len(d) != 2 || d[1] != m.cfg.Dim {

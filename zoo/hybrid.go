@@ -89,7 +89,7 @@ func (h *Hybrid) T1() float64 { return h.cfg.T1 }
 // adjoint backward pass, stem VJP; gradients and (with stats) the factors of
 // all three parts.
 func (h *Hybrid) Step(b *Batch, stats bool) (*StepResult, error) {
-	if err := checkBatch(b, true); err != nil {
+	if err := checkBatch(b, h.cfg.Classes); err != nil {
 		return nil, err
 	}
 	h0, err := h.stem.Forward(b.X)
@@ -133,7 +133,7 @@ func (h *Hybrid) Step(b *Batch, stats bool) (*StepResult, error) {
 
 // Evaluate implements Model.
 func (h *Hybrid) Evaluate(b *Batch) (float64, float64, error) {
-	if err := checkBatch(b, true); err != nil {
+	if err := checkBatch(b, h.cfg.Classes); err != nil {
 		return 0, 0, err
 	}
 	h0, err := h.stem.Forward(b.X)

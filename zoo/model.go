@@ -60,9 +60,12 @@ type Model interface {
 }
 
 // checkBatch rejects a batch a model cannot run: nil, without inputs, with
-// a size other than its inputs' first dimension, or — when labelled — with
-// labels that do not match.
-func checkBatch(b *Batch, labelled bool) error {
+// a size other than its inputs' first dimension, or — for a classifier of
+// classes > 0 classes — with labels that do not match or lie outside
+// [0, classes) (a one-hot of such a label is all zeros: the loss would be
+// finite and wrong).
+func checkBatch(b *Batch, classes int) error {
+	labelled := classes > 0
 	if b == nil || b.X == nil {
 		return fmt.Errorf("%w: batch without inputs", ErrInvalid)
 	}
@@ -75,6 +78,15 @@ func checkBatch(b *Batch, labelled bool) error {
 		}
 		if d := b.Labels.Shape().Dimensions; len(d) != 1 || d[0] != b.Size {
 			return fmt.Errorf("%w: labels %s for a batch of %d", ErrInvalid, b.Labels.Shape(), b.Size)
+		}
+		labels, err := tensors.CopyFlatData[int32](b.Labels)
+		if err != nil {
+			return fmt.Errorf("%w: labels must be int32: %v", ErrInvalid, err)
+		}
+		for i, l := range labels {
+			if l < 0 || int(l) >= classes {
+				return fmt.Errorf("%w: label %d of sample %d is outside the %d classes [0, %d)", ErrInvalid, l, i, classes, classes)
+			}
 		}
 	}
 	return nil

@@ -212,7 +212,7 @@ func (m *ODERNN) forward(xs []*tensors.Tensor, batch int, dt dtypes.DType) ([]*a
 
 // Step implements Model.
 func (m *ODERNN) Step(b *Batch, stats bool) (*StepResult, error) {
-	if err := checkBatch(b, true); err != nil {
+	if err := checkBatch(b, m.cfg.Classes); err != nil {
 		return nil, err
 	}
 	xs, err := m.steps(b)
@@ -302,7 +302,7 @@ func (m *ODERNN) Step(b *Batch, stats bool) (*StepResult, error) {
 
 // Evaluate implements Model.
 func (m *ODERNN) Evaluate(b *Batch) (float64, float64, error) {
-	if err := checkBatch(b, true); err != nil {
+	if err := checkBatch(b, m.cfg.Classes); err != nil {
 		return 0, 0, err
 	}
 	xs, err := m.steps(b)

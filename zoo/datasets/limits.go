@@ -74,13 +74,19 @@ func CheckDeclared(what string, bytes uint64) error {
 // stream holds costs what the stream holds, and a complete read peaks at
 // twice n. A short stream is io.ErrUnexpectedEOF (wrapped).
 func ReadDeclared(r io.Reader, n uint64, what string) ([]byte, error) {
+	return readDeclared(r, n, what, nil)
+}
+
+// readDeclared is ReadDeclared returning prefix followed by the n bytes.
+func readDeclared(r io.Reader, n uint64, what string, prefix []byte) ([]byte, error) {
 	if err := CheckDeclared(what, n); err != nil {
 		return nil, err
 	}
 	const chunk = 16 << 20
 	if n <= chunk {
-		buf := make([]byte, n)
-		if k, err := io.ReadFull(r, buf); err != nil {
+		buf := make([]byte, uint64(len(prefix))+n)
+		copy(buf, prefix)
+		if k, err := io.ReadFull(r, buf[len(prefix):]); err != nil {
 			return nil, fmt.Errorf("%s: %d of %d bytes: %w", what, k, n, io.ErrUnexpectedEOF)
 		}
 		return buf, nil
@@ -96,7 +102,8 @@ func ReadDeclared(r io.Reader, n uint64, what string) ([]byte, error) {
 			return nil, fmt.Errorf("%s: %d of %d bytes: %w", what, got, n, io.ErrUnexpectedEOF)
 		}
 	}
-	out := make([]byte, 0, n)
+	out := make([]byte, 0, uint64(len(prefix))+n)
+	out = append(out, prefix...)
 	for i, p := range parts {
 		out = append(out, p...)
 		parts[i] = nil

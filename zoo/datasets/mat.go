@@ -67,15 +67,16 @@ func (a *MATArray) At(i int) float64 {
 // inconsistent element is ErrFormat naming the file. HDF5-based -v7.3 files
 // are not this format and are rejected by the header check.
 func ReadMAT(r io.Reader, name string) (map[string]*MATArray, error) {
-	data, err := io.ReadAll(io.LimitReader(r, matMaxBytes+1))
+	limit := min(int64(matMaxBytes), MaxBytes)
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrFormat, name, err)
 	}
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %s: %s", ErrFormat, name, fmt.Sprintf(format, args...))
 	}
-	if len(data) > matMaxBytes {
-		return nil, bad("larger than %d bytes", matMaxBytes)
+	if int64(len(data)) > limit {
+		return nil, bad("larger than %d bytes (datasets.MaxBytes; set %s to raise it)", limit, MaxBytesEnv)
 	}
 	if len(data) < matHeaderSize || !bytes.HasPrefix(data, []byte("MATLAB 5.0 MAT-file")) {
 		return nil, bad("not a MATLAB level-5 MAT-file (no \"MATLAB 5.0 MAT-file\" header)")
@@ -139,14 +140,14 @@ func inflateElement(body []byte, what string) ([]byte, error) {
 	if w := binary.LittleEndian.Uint32(tag[:]); w>>16 == 0 {
 		n = uint64(binary.LittleEndian.Uint32(tag[4:]))
 	}
-	rest, err := ReadDeclared(zr, n, what+"'s tag")
+	whole, err := readDeclared(zr, n, what+"'s tag", tag[:])
 	if err != nil {
 		if errors.Is(err, ErrFormat) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("%w: %s does not inflate to its declared %d bytes: %v", ErrFormat, what, n, err)
 	}
-	return append(tag[:], rest...), nil
+	return whole, nil
 }
 
 // matElement reads the data element at off: its type, its bytes and the

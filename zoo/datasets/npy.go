@@ -106,11 +106,11 @@ func ReadNPY(r io.Reader, name string) (*Matrix, error) {
 	if len(dims) != 2 || dims[0] < 1 || dims[1] < 1 {
 		return bad("shape (%s): a 2-D array [samples, features] with both sizes ≥ 1 is needed", shape[1])
 	}
-	if dims[0] > maxMatrixValues/dims[1] {
-		return bad("shape (%s): more than %d values", shape[1], maxMatrixValues)
-	}
 	if err := CheckDeclared(fmt.Sprintf("%s: shape (%s)", name, shape[1]), 8*uint64(dims[0])*uint64(dims[1])); err != nil {
 		return nil, err
+	}
+	if dims[0] > maxMatrixValues/dims[1] {
+		return bad("shape (%s): more than %d values", shape[1], maxMatrixValues)
 	}
 	// Values are read in blocks of at most 64 KiB and X grows as they
 	// arrive: a header claiming more than the file holds costs what the

@@ -38,7 +38,7 @@ func ReadSVHN(r io.Reader, name string) (*Images, error) {
 	if y.Len() != n || len(y.Dims) != 2 || (y.Dims[0] != 1 && y.Dims[1] != 1) {
 		return nil, bad("y has dimensions %v for %d images, want [%d, 1]", y.Dims, n, n)
 	}
-	im := &Images{N: n, H: h, W: w, C: 3, Classes: 10, Labels: make([]int, n), Bytes: make([]uint8, 0, x.Len())}
+	im := &Images{N: n, H: h, W: w, C: 3, Classes: 10, Labels: make([]int, n)}
 	for i := range n {
 		v := y.At(i)
 		if v != float64(int(v)) || v < 1 || v > 10 {
@@ -46,16 +46,30 @@ func ReadSVHN(r io.Reader, name string) (*Images, error) {
 		}
 		im.Labels[i] = int(v) % 10
 	}
-	// Column-major X: value (row, col, ch, i) at row + h·(col + w·(ch + 3·i)).
+	// Column-major X: value (row, col, ch, i) at row + h·(col + w·(ch + 3·i)),
+	// so each image is one contiguous block, reordered channels-last in
+	// place when X is stored as bytes (no second copy of the pixels).
+	size := h * w * 3
+	block := make([]byte, size)
+	if x.U8 != nil {
+		im.Bytes = x.U8
+	} else {
+		im.Bytes = make([]byte, x.Len())
+	}
 	for i := range n {
-		for row := range h {
+		for j := range size {
+			v := x.At(i*size + j)
+			if v < 0 || v > 255 || v != float64(int(v)) {
+				row, col, ch := j%h, (j/h)%w, j/(h*w)
+				return nil, bad("pixel (%d, %d, %d) of image %d is %v, want 0–255", row, col, ch, i, v)
+			}
+			block[j] = byte(v)
+		}
+		dst := im.Bytes[i*size : (i+1)*size]
+		for ch := range 3 {
 			for col := range w {
-				for ch := range 3 {
-					v := x.At(row + h*(col+w*(ch+3*i)))
-					if v < 0 || v > 255 || v != float64(int(v)) {
-						return nil, bad("pixel (%d, %d, %d) of image %d is %v, want 0–255", row, col, ch, i, v)
-					}
-					im.Bytes = append(im.Bytes, uint8(v))
+				for row := range h {
+					dst[(row*w+col)*3+ch] = block[row+h*(col+w*ch)]
 				}
 			}
 		}
