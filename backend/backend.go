@@ -30,6 +30,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/gomlx/gomlx/backends"
 	_ "github.com/gomlx/gomlx/backends/simplego" // registers the "go" backend
@@ -98,7 +99,7 @@ func NewWithConfig(config string) (backends.Backend, error) {
 		return nil, errors.Errorf("backend: %q is not linked into this binary (available: %v); "+
 			"the XLA backend needs the build tag `xla`", name, backends.List())
 	}
-	b, err := backends.NewWithConfig(config)
+	b, err := newQuietly(config)
 	if err != nil {
 		return nil, errors.WithMessagef(err, "backend: creating %q", config)
 	}
@@ -111,4 +112,20 @@ func NewWithConfig(config string) (backends.Backend, error) {
 		fmt.Fprintln(os.Stderr, notice)
 	}
 	return b, nil
+}
+
+// stdoutMu serialises newQuietly's swap of os.Stdout.
+var stdoutMu sync.Mutex
+
+// newQuietly is backends.NewWithConfig with whatever the backend prints
+// while it is created sent to standard error: simplego announces a
+// parallelism=N option on standard output, where it would mix with a
+// program's results (cmd/bench's tables). Diagnostics belong on stderr.
+func newQuietly(config string) (backends.Backend, error) {
+	stdoutMu.Lock()
+	defer stdoutMu.Unlock()
+	saved := os.Stdout
+	os.Stdout = os.Stderr
+	defer func() { os.Stdout = saved }()
+	return backends.NewWithConfig(config)
 }

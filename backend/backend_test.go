@@ -1,6 +1,8 @@
 package backend
 
 import (
+	"io"
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -49,4 +51,21 @@ func TestPureGoAlwaysRunsOpsSequentially(t *testing.T) {
 	b, err := New()
 	require.NoError(t, err)
 	assert.Equal(t, "SimpleGo (go)", b.Name())
+}
+
+// TestParallelismNoticeGoesToStderr: the notice simplego prints for a
+// parallelism=N option does not reach standard output.
+func TestParallelismNoticeGoesToStderr(t *testing.T) {
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	saved := os.Stdout
+	os.Stdout = w
+	b, err := NewWithConfig("go:parallelism=2")
+	os.Stdout = saved
+	require.NoError(t, w.Close())
+	require.NoError(t, err)
+	b.Finalize()
+	out, err := io.ReadAll(r)
+	require.NoError(t, err)
+	assert.Empty(t, string(out), "standard output")
 }
