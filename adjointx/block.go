@@ -184,9 +184,9 @@ func tryBuild(fn func()) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			if e, ok := r.(error); ok {
-				err = fmt.Errorf("adjointx: building the field: %w", e)
+				err = fmt.Errorf("%w: building the field: %w", ErrInvalidInput, e)
 			} else {
-				err = fmt.Errorf("adjointx: building the field: %v", r)
+				err = fmt.Errorf("%w: building the field: %v", ErrInvalidInput, r)
 			}
 		}
 	}()

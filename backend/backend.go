@@ -58,6 +58,10 @@ func New() (backends.Backend, error) {
 // ErrUnsafeConfig reports a backend configuration known to deadlock.
 var ErrUnsafeConfig = errors.New("backend: unsafe configuration")
 
+// ErrConfig reports a backend or engine setting that cannot be honoured: a
+// backend not linked into the binary, an unknown SNOPT_KERNELS value.
+var ErrConfig = errors.New("backend: bad configuration")
+
 // Safe returns the configuration New uses for config: for the pure-Go
 // backend, config with ops_sequential added when missing (and a notice
 // saying so); ErrUnsafeConfig for ops_parallel. Other backends pass through.
@@ -96,7 +100,7 @@ func NewWithConfig(config string) (backends.Backend, error) {
 	}
 	name, _, _ := strings.Cut(config, ":")
 	if !slices.Contains(backends.List(), name) {
-		return nil, errors.Errorf("backend: %q is not linked into this binary (available: %v); "+
+		return nil, errors.Wrapf(ErrConfig, "%q is not linked into this binary (available: %v); "+
 			"the XLA backend needs the build tag `xla`", name, backends.List())
 	}
 	b, err := newQuietly(config)

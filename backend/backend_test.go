@@ -20,6 +20,7 @@ func TestUnlinkedBackendIsAnError(t *testing.T) {
 	var err error
 	assert.NotPanics(t, func() { _, err = NewWithConfig("nosuchbackend:foo") })
 	assert.ErrorContains(t, err, "not linked")
+	assert.ErrorIs(t, err, ErrConfig)
 }
 
 func TestBadSimpleGoOptionIsAnError(t *testing.T) {

@@ -199,7 +199,7 @@ func enable(b backends.Backend) (notice string, err error) {
 	default:
 		l, err := kernels.ParseLevel(setting)
 		if err != nil {
-			return "", errors.Errorf("backend: %s=%q: want on, off, go, avx2 or avx512", KernelsEnvVar, setting)
+			return "", errors.Wrapf(ErrConfig, "%s=%q: want on, off, go, avx2 or avx512", KernelsEnvVar, setting)
 		}
 		kernels.SetLevel(l)
 	}

@@ -165,7 +165,7 @@ func (s *Solver) exec(stats *Stats, t, h float64, run func() ([]*tensors.Tensor,
 			if e, ok := r.(error); ok {
 				err = e
 			} else {
-				err = fmt.Errorf("odeint: panic in compiled step: %v", r)
+				err = fmt.Errorf("%w: the dynamics panicked in a compiled step: %v", ErrInvalidOptions, r)
 			}
 		}
 		if err != nil {

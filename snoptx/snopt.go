@@ -461,7 +461,7 @@ func eigen(t *tensors.Tensor) ([]float64, []float64, error) {
 	}
 	var es mat.EigenSym
 	if !es.Factorize(sym, true) {
-		return nil, nil, fmt.Errorf("snoptx: eigendecomposition did not converge")
+		return nil, nil, fmt.Errorf("%w: the eigendecomposition of a Kronecker factor did not converge", ErrNonFinite)
 	}
 	var vecs mat.Dense
 	es.VectorsTo(&vecs)

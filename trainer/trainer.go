@@ -104,6 +104,9 @@ func (e *DivergedError) Unwrap() error { return ErrNonFiniteLoss }
 // *StoppedError.
 var ErrStopped = errors.New("trainer: stopped")
 
+// ErrInvalid reports a Config or a model that Run cannot train with.
+var ErrInvalid = errors.New("trainer: invalid configuration")
+
 // StoppedError reports the iteration a run stopped after (the log's
 // numbering) and the checkpoint it wrote there ("" without checkpoints).
 // It matches ErrStopped with errors.Is.
@@ -222,17 +225,17 @@ func Run[B any](m Model[B], st Updater, next func() (B, error), eval Evaluator, 
 		out = os.Stderr
 	}
 	if m == nil || st == nil || next == nil {
-		return nil, fmt.Errorf("trainer: a model, a stepper and a batch source are required")
+		return nil, fmt.Errorf("%w: a model, a stepper and a batch source are required", ErrInvalid)
 	}
 	if cfg.Iterations <= 0 && cfg.Budget <= 0 {
-		return nil, fmt.Errorf("trainer: set Iterations or Budget")
+		return nil, fmt.Errorf("%w: set Iterations or Budget", ErrInvalid)
 	}
 	if cfg.Iterations < 0 || cfg.Budget < 0 || cfg.EvalEvery < 0 || cfg.CheckpointEvery < 0 {
-		return nil, fmt.Errorf("trainer: negative Iterations, Budget, EvalEvery or CheckpointEvery")
+		return nil, fmt.Errorf("%w: negative Iterations, Budget, EvalEvery or CheckpointEvery", ErrInvalid)
 	}
 	for name, s := range cfg.State {
 		if s == nil {
-			return nil, fmt.Errorf("trainer: state %q is nil", name)
+			return nil, fmt.Errorf("%w: state %q is nil", ErrInvalid, name)
 		}
 	}
 	res := &Result{Label: cfg.Label}
@@ -333,7 +336,7 @@ func Run[B any](m Model[B], st Updater, next func() (B, error), eval Evaluator, 
 			factors = nil
 		}
 		if step.BatchSize < 1 {
-			return res, fmt.Errorf("trainer: %s iteration %d: the model's StepResult.BatchSize is %d (want ≥ 1)", cfg.Label, iter, step.BatchSize)
+			return res, fmt.Errorf("%w: %s iteration %d: the model's StepResult.BatchSize is %d (want ≥ 1)", ErrInvalid, cfg.Label, iter, step.BatchSize)
 		}
 		if err := st.Step(step.Grads, factors, step.BatchSize); err != nil {
 			if errors.Is(err, snoptx.ErrNonFinite) {

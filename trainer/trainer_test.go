@@ -419,7 +419,7 @@ func TestRunRejectsBadConfig(t *testing.T) {
 			return err
 		},
 	} {
-		assert.NotPanics(t, func() { assert.Error(t, run(), name) }, name)
+		assert.NotPanics(t, func() { assert.ErrorIs(t, run(), ErrInvalid, name) }, name)
 	}
 }
 

@@ -51,7 +51,7 @@ func NewCNF(backend backends.Backend, ctx *context.Context, cfg CNFConfig) (*CNF
 		cfg.T1 = 10
 	}
 	if cfg.Width < 1 || cfg.Hidden < 1 || !(cfg.T1 > 0) {
-		return nil, fmt.Errorf("zoo: bad CNF configuration %+v", cfg)
+		return nil, fmt.Errorf("%w: CNF configuration %+v (want Width, Hidden ≥ 1 and T1 > 0)", ErrInvalid, cfg)
 	}
 	if cfg.Solver == nil {
 		cfg.Solver = &odeint.Options{Method: odeint.Dopri5, RTol: 1e-6, ATol: 1e-8}

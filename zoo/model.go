@@ -136,7 +136,7 @@ func (r *seqRunner) collect(out []*tensors.Tensor, stats bool, grads map[string]
 		want += 2 * len(r.layers)
 	}
 	if len(out) != want {
-		return fmt.Errorf("zoo: %d outputs, want %d", len(out), want)
+		return fmt.Errorf("%w: %d outputs, want %d", ErrInvalid, len(out), want)
 	}
 	for i, name := range r.names {
 		grads[name] = out[i]
