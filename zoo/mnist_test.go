@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -89,6 +90,7 @@ func FuzzReadIDXImages(f *testing.F) {
 	f.Add(idxImages(2, 3, 2, make([]byte, 12)))
 	f.Add(idxImages(1<<16, 1<<16, 1<<16, nil))
 	f.Add(idxImages(1, 1, 1, nil))
+	f.Add(idxImages(342392, 28, 28, make([]byte, 100))) // claims 268 MB, holds 100 bytes
 	f.Fuzz(func(t *testing.T, data []byte) {
 		im, err := ReadIDXImages(bytes.NewReader(data))
 		if err != nil {
@@ -142,4 +144,29 @@ func TestLoadFashionMNISTStandardizes(t *testing.T) {
 	assert.InDelta(t, 1, sq/n, 1e-3)
 	_, _, err = LoadFashionMNIST(t.TempDir())
 	assert.ErrorIs(t, err, ErrCorruptData)
+}
+
+// TestIDXBombCostsAtMostTwiceItsPixels: a gzipped idx file of 50,000 blank
+// images (tens of kilobytes on disk, 39 MB of pixels) loads keeping the
+// pixels as bytes, allocating about twice their size at most (it was 6×:
+// float32 pixels and a doubling read buffer).
+func TestIDXBombCostsAtMostTwiceItsPixels(t *testing.T) {
+	const n, side = 50000, 28
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, err := zw.Write(idxImages(n, side, side, make([]byte, n*side*side)))
+	require.NoError(t, err)
+	require.NoError(t, zw.Close())
+	var a, b runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&a)
+	zr, err := gzip.NewReader(bytes.NewReader(gz.Bytes()))
+	require.NoError(t, err)
+	im, err := ReadIDXImages(zr)
+	require.NoError(t, err)
+	runtime.ReadMemStats(&b)
+	raw := uint64(n * side * side)
+	t.Logf("%d-byte file, %d bytes of pixels, %d allocated", gz.Len(), raw, b.TotalAlloc-a.TotalAlloc)
+	assert.Equal(t, int(raw), len(im.Bytes))
+	assert.Less(t, b.TotalAlloc-a.TotalAlloc, 2*raw+raw/4)
 }

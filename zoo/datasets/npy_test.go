@@ -102,6 +102,7 @@ func FuzzReadNPY(f *testing.F) {
 	f.Add(npy(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }\n", f32s(1, 2, 3, 4, 5, 6)))
 	f.Add(npy(3, "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 1), }\n", f64s(1)))
 	f.Add(npy(1, "{'descr': '<f8', 'fortran_order': True, 'shape': (1, 1), }\n", f64s(1)))
+	f.Add(append(npyHeader("1, 268435456"), make([]byte, 16)...)) // a header claiming 2 GiB
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := ReadNPY(bytes.NewReader(data), "fuzz.npy")
 		if err != nil {

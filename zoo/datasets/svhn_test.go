@@ -189,6 +189,7 @@ func TestLoadSVHN(t *testing.T) {
 func FuzzReadSVHN(f *testing.F) {
 	f.Add(svhnFixture(2, 2, 1, []byte{3}, false))
 	f.Add(svhnFixture(2, 3, 2, []byte{10, 1}, true))
+	f.Add(svhnFixture(32, 32, 40, bytes.Repeat([]byte{1}, 40), true)) // zeros: a high compression ratio
 	f.Fuzz(func(t *testing.T, data []byte) {
 		im, err := ReadSVHN(bytes.NewReader(data), "fuzz.mat")
 		if err != nil {

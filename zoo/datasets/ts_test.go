@@ -181,6 +181,9 @@ func FuzzReadTS(f *testing.F) {
 	f.Add([]byte(header + "1,2,3:4,5,6:b\n-1.5,0,2e-3:7,8,?,9:a\n"))
 	f.Add([]byte(header + "1,2,3:4,5:a\n"))
 	f.Add([]byte("@classLabel true 1 2\n@data\n1,?,3:1\n"))
+	f.Add([]byte(unequalHeader + "1,2:10,20:2\r\n?,5,6,7,?:?,?,30,?,50:3\r\n8,9,10:?,?,?:1\r\n"))
+	f.Add([]byte("@equalLength false\n@classLabel true a b\n@data\n1:a\n1,2,3,4,5,6,7,8,9:b\n?:a\n"))
+	f.Add([]byte("@equalLength true\n@classLabel true a b\n@data\n1,2:3:a\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ts, err := ReadTS(bytes.NewReader(data), "fuzz.ts")
 		if err != nil {
@@ -189,6 +192,18 @@ func FuzzReadTS(f *testing.F) {
 		}
 		require.Equal(t, ts.N*ts.Length*ts.Channels, len(ts.X))
 		require.Len(t, ts.Labels, ts.N)
+		for _, v := range ts.X {
+			require.False(t, math.IsNaN(v) || math.IsInf(v, 0), "a filled value is finite")
+		}
+		if ts.Observed != nil {
+			require.Len(t, ts.Observed, len(ts.X))
+		}
+		if ts.Lengths != nil {
+			require.Len(t, ts.Lengths, ts.N)
+			for _, n := range ts.Lengths {
+				require.True(t, n >= 1 && n <= ts.Length)
+			}
+		}
 		for _, l := range ts.Labels {
 			require.True(t, l >= 0 && l < len(ts.Classes))
 		}
