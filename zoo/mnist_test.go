@@ -170,3 +170,22 @@ func TestIDXBombCostsAtMostTwiceItsPixels(t *testing.T) {
 	assert.Equal(t, int(raw), len(im.Bytes))
 	assert.Less(t, b.TotalAlloc-a.TotalAlloc, 2*raw+raw/4)
 }
+
+// TestLoadMNISTRefusesATestSetOfAnotherSize: a test set whose images are
+// not the training set's size is refused naming both files and sizes.
+func TestLoadMNISTRefusesATestSetOfAnotherSize(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, data []byte) {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), data, 0o644))
+	}
+	write("train-images-idx3-ubyte", idxImages(2, 3, 4, make([]byte, 24)))
+	write("train-labels-idx1-ubyte", idxLabels([]byte{1, 2}))
+	write("t10k-images-idx3-ubyte", idxImages(1, 4, 3, make([]byte, 12)))
+	write("t10k-labels-idx1-ubyte", idxLabels([]byte{3}))
+	_, _, err := LoadMNIST(dir)
+	require.ErrorIs(t, err, ErrCorruptData)
+	assert.Contains(t, err.Error(), "t10k-images-idx3-ubyte are 4×3")
+	assert.Contains(t, err.Error(), "train-images-idx3-ubyte 3×4")
+	_, _, err = LoadFashionMNIST(dir)
+	assert.ErrorIs(t, err, ErrCorruptData)
+}
