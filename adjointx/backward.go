@@ -120,7 +120,6 @@ type backwardRun struct {
 	stats   *Stats
 	scale   float64
 	weights map[int]float64 // output index → grid weight, for the current segment
-	err     error
 }
 
 // observe is the backward solver's observer: at grid times it adds the
