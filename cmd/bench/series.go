@@ -147,7 +147,13 @@ func loadSeries(o options) (*seriesSets, error) {
 
 // writeOnce writes a deterministic stand-in file atomically unless an
 // earlier run already wrote it.
+// Temporary files a killed write left behind are removed first.
 func writeOnce(path string, write func(w io.Writer) error) error {
+	if stale, _ := filepath.Glob(path + ".tmp-*"); len(stale) > 0 {
+		for _, f := range stale {
+			_ = os.Remove(f)
+		}
+	}
 	if _, err := os.Stat(path); err == nil {
 		return nil
 	}
