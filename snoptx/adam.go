@@ -9,7 +9,7 @@ import (
 	"github.com/snopt-go/snopt/adjointx"
 )
 
-// Adam returns GoMLX's Adam (β = 0.9, 0.999, ε = 1e-8) with the given
+// Adam returns GoMLX's Adam (β = 0.9, 0.999, ε = 1e-7, GoMLX's default) with the given
 // learning rate and weight decay, behind the Optimizer interface so it runs
 // on exactly the same gradient pipeline as SNOpt and SGD.
 func Adam(lr, weightDecay float64) (Optimizer, error) {
@@ -44,6 +44,12 @@ func (o *adam) UpdateGraph(ctx *context.Context, g *Graph, loss *Node) {
 	o.inner.UpdateGraph(ctx, g, loss)
 }
 func (o *adam) Clear(ctx *context.Context) error { return o.inner.Clear(ctx) }
+
+// UpdateGraphWithGradients implements train.OptimizeWithGradients, so
+// train.Trainer.AccumulateGradients works with it (GoMLX's Adam's).
+func (o *adam) UpdateGraphWithGradients(ctx *context.Context, grads []*Node, lossDType dtypes.DType) {
+	o.inner.UpdateGraphWithGradients(ctx, grads, lossDType)
+}
 
 // UpdateGraphWithNamedGradients implements Optimizer. GoMLX's Adam matches
 // gradients to the trainable variables the graph reads by position, in the

@@ -53,15 +53,23 @@ func Attach(loop *train.Loop, opt Optimizer) error {
 		tr.SetContext(tr.Context().Checked(false))
 		tr.ResetComputationGraphs()
 	}
-	collecting := o.NeedsStats(optimizers.GetGlobalStep(ctx))
+	// collectedFrom is the global step at which statistics collection
+	// began: the refresh waits until an update has been applied since, so
+	// that under train.Trainer.AccumulateGradients every micro-batch of the
+	// step contributes (the loop calls its hooks after each micro-batch).
+	collectedFrom := optimizers.GetGlobalStep(ctx)
+	collecting := o.NeedsStats(collectedFrom)
 	ctx.SetParam(ParamCollectStats, collecting)
-	if optimizers.GetGlobalStep(ctx) > 0 {
+	if collectedFrom > 0 {
 		rebuild() // graphs of earlier steps were built without the setting
 	}
 	loop.OnStep("snoptx-curvature", train.Priority(0), func(_ *train.Loop, _ []*tensors.Tensor) error {
+		step := optimizers.GetGlobalStep(ctx)
+		if step == collectedFrom {
+			return nil // a micro-batch of an accumulated step: the update is still to come
+		}
 		reset := false
 		if collecting {
-			dropRecords()
 			first := len(o.blocks) == 0
 			if err := o.refreshFromContext(ctx); err != nil {
 				return err
@@ -77,7 +85,8 @@ func Attach(loop *train.Loop, opt Optimizer) error {
 				}
 			}
 		}
-		if next := o.NeedsStats(optimizers.GetGlobalStep(ctx)); next != collecting {
+		collectedFrom = step
+		if next := o.NeedsStats(step); next != collecting {
 			collecting = next
 			ctx.SetParam(ParamCollectStats, collecting)
 			reset = true

@@ -55,6 +55,15 @@ func varVec(ctx *context.Context, scope, name string) []float64 {
 }
 
 // withBias stacks W [in, out] and b [out] into W̃ [in+1, out].
+// factorMat is a layer's accumulated factor ("a" or "b") divided by the
+// number of statistics graphs that added to it.
+func factorMat(ctx *context.Context, scope, which string) *mat.Dense {
+	m := varMat(ctx, "/snoptx/stats"+scope, "weights_factor_"+which)
+	count := varVec(ctx, "/snoptx/stats"+scope, "weights_factor_count")[0]
+	m.Scale(1/count, m)
+	return m
+}
+
 func withBias(w *mat.Dense, b []float64) *mat.Dense {
 	r, c := w.Dims()
 	out := mat.NewDense(r+1, c, nil)
@@ -146,10 +155,14 @@ func TestRecordedStatisticsMatchPerSampleSums(t *testing.T) {
 		}
 	}
 	const tol = 1e-7
-	assertMatNear(t, a1, varMat(ctx, "/snoptx/snopt/l1/dense", "weights_factor_a"), tol, "A of l1")
-	assertMatNear(t, a2, varMat(ctx, "/snoptx/snopt/l2/dense", "weights_factor_a"), tol, "A of l2")
-	assertMatNear(t, b1, varMat(ctx, "/snoptx/snopt/l1/dense", "weights_factor_b"), tol, "B of l1")
-	assertMatNear(t, b2, varMat(ctx, "/snoptx/snopt/l2/dense", "weights_factor_b"), tol, "B of l2")
+	// Two statistics steps ran: the accumulators hold the sum of both (the
+	// weights moved by ~1e-9), and their count.
+	assertMatNear(t, a1, factorMat(ctx, "/l1/dense", "a"), tol, "A of l1")
+	assertMatNear(t, a2, factorMat(ctx, "/l2/dense", "a"), tol, "A of l2")
+	assertMatNear(t, b1, factorMat(ctx, "/l1/dense", "b"), tol, "B of l1")
+	assertMatNear(t, b2, factorMat(ctx, "/l2/dense", "b"), tol, "B of l2")
+	assert.Equal(t, []float64{2}, varVec(ctx, "/snoptx/stats/l1/dense", "weights_factor_count"))
+	assert.Equal(t, []float64{2 * batch}, varVec(ctx, "/snoptx/stats/l1/dense", "weights_factor_samples"))
 }
 
 // oneLayer is y = Dense(x) (4 → 3, with bias) under MSE.
@@ -181,12 +194,19 @@ func TestAttachPreconditionsThroughTrainLoop(t *testing.T) {
 	rng := rand.New(rand.NewPCG(41, 42))
 	const batch, lr, eps = 6, 0.3, 0.05
 	data := fixedData{x: testutil.RandMat(rng, batch, 4), y: testutil.RandMat(rng, batch, 3)}
+	var a, b *mat.Dense // the factors of the statistics step, read before the refresh resets them
 	run := func(opt Optimizer, attach bool) (*context.Context, []*mat.Dense) {
 		ctx := context.New()
 		require.NoError(t, ctx.SetRNGStateFromSeed(7)) // the same initial weights in both runs
 		loop := train.NewLoop(train.NewTrainer(testutil.Backend(), ctx, oneLayer, losses.MeanSquaredError, opt, nil, nil))
 		if attach {
 			require.NoError(t, Attach(loop, opt))
+			loop.OnStep("read-factors", train.Priority(-1), func(*train.Loop, []*tensors.Tensor) error {
+				if a == nil {
+					a, b = factorMat(ctx, "/lay/dense", "a"), factorMat(ctx, "/lay/dense", "b")
+				}
+				return nil
+			})
 		}
 		var thetas []*mat.Dense
 		for range 2 {
@@ -198,9 +218,8 @@ func TestAttachPreconditionsThroughTrainLoop(t *testing.T) {
 	}
 	opt, err := SNOpt().LearningRate(lr).Momentum(0).Alpha(1).Damping(eps).Done()
 	require.NoError(t, err)
-	ctx, got := run(opt, true)
-	a := varMat(ctx, "/snoptx/snopt/lay/dense", "weights_factor_a")
-	b := varMat(ctx, "/snoptx/snopt/lay/dense", "weights_factor_b")
+	_, got := run(opt, true)
+	require.NotNil(t, a)
 
 	g1 := mseGrad(data.x, data.y, got[0])
 	var kron mat.Dense
@@ -319,8 +338,8 @@ func TestConvStatisticsMatchPerPixelSums(t *testing.T) {
 			}
 		}
 	}
-	assertMatNear(t, a, varMat(ctx, "/snoptx/snopt/conv", "weights_factor_a"), 1e-12, "A of the convolution")
-	assertMatNear(t, b, varMat(ctx, "/snoptx/snopt/conv", "weights_factor_b"), 1e-12, "B of the convolution")
+	assertMatNear(t, a, factorMat(ctx, "/conv", "a"), 1e-12, "A of the convolution")
+	assertMatNear(t, b, factorMat(ctx, "/conv", "b"), 1e-12, "B of the convolution")
 }
 
 // TestAttachResumeFromGoMLXCheckpointIsBitIdentical: SNOpt with Attach

@@ -24,6 +24,7 @@ import (
 var (
 	_ train.OptimizeWithGradients = (*sgd)(nil)
 	_ train.OptimizeWithGradients = (*snopt)(nil)
+	_ train.OptimizeWithGradients = (*adam)(nil)
 )
 
 // scalarModel is y = x·w with one weight; with x = 1 and label 0 the MSE
@@ -61,6 +62,7 @@ func TestScheduleDrivesLearningRateAndGlobalStep(t *testing.T) {
 		opt, err := mk()
 		require.NoError(t, err)
 		ctx := context.New()
+		ctx.SetParam(ParamCollectStats, true) // SNOpt by hand: without it (or Attach) SNOpt refuses to be SGD
 		tr := train.NewTrainer(testutil.Backend(), ctx, scalarModel(true), losses.MeanSquaredError, opt, nil, nil)
 		var rates []float64
 		for step := 1; step <= 5; step++ {
@@ -86,6 +88,7 @@ func TestGradientAccumulation(t *testing.T) {
 		opt, err := mk()
 		require.NoError(t, err)
 		ctx := context.New()
+		ctx.SetParam(ParamCollectStats, true)
 		tr := train.NewTrainer(testutil.Backend(), ctx, scalarModel(false), losses.MeanSquaredError, opt, nil, nil)
 		require.NoError(t, tr.AccumulateGradients(2), name)
 		for range 2 {
@@ -124,6 +127,7 @@ func TestHyperparametersFromContext(t *testing.T) {
 func TestClipNaNKeepsParameters(t *testing.T) {
 	ctx := context.New()
 	ctx.SetParam(optimizers.ParamClipNaN, true)
+	ctx.SetParam(ParamCollectStats, true)
 	opt, err := SNOpt().Done()
 	require.NoError(t, err)
 	tr := train.NewTrainer(testutil.Backend(), ctx, scalarModel(false), losses.MeanSquaredError, opt, nil, nil)
@@ -154,6 +158,7 @@ func TestGoMLXCheckpointResumeIsBitIdentical(t *testing.T) {
 		return ws
 	}
 	ctx := context.New()
+	ctx.SetParam(ParamCollectStats, true)
 	h, err := checkpoints.Build(ctx).Dir(dir).Keep(2).Done()
 	require.NoError(t, err)
 	run(ctx, 0, 3)

@@ -2,8 +2,8 @@ package snoptx
 
 import (
 	"fmt"
-	"sync"
 
+	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX graph code reads best unqualified.
 	"github.com/gomlx/gomlx/pkg/core/shapes"
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -30,34 +30,102 @@ type recorded struct {
 	locations int
 }
 
-// records holds, per graph under construction, the layers recorded in it;
-// UpdateGraph takes them.
-var records = struct {
-	sync.Mutex
-	m map[*Graph][]recorded
-}{m: map[*Graph][]recorded{}}
+// Graph parameters (per graph, in the context's root scope: nothing is
+// shared between models, contexts or graphs). A Segment's statistics graph
+// sets graphCollect and takes the layers recorded under graphRecords.
+const (
+	graphCollect = "snoptx_collect_stats"
+	graphRecords = "snoptx_recorded_layers"
+)
 
-func record(r recorded) {
-	records.Lock()
-	defer records.Unlock()
+// statsScope is the scope, under /snoptx, of the Kronecker factors that the
+// layers accumulate on statistics steps (see accumulateStats).
+const statsScope = "stats"
+
+func rootCtx(ctx *context.Context) *context.Context { return ctx.InAbsPath(context.RootScope) }
+
+// record adds r to the layers recorded in its graph (a Segment's).
+func record(ctx *context.Context, r recorded) {
 	g := r.in.Graph()
-	records.m[g] = append(records.m[g], r)
+	recs := context.GetGraphParamOr[*[]recorded](rootCtx(ctx), g, graphRecords, nil)
+	if recs == nil {
+		recs = &[]recorded{}
+		rootCtx(ctx).SetGraphParam(g, graphRecords, recs)
+	}
+	*recs = append(*recs, r)
 }
 
-func takeRecords(g *Graph) []recorded {
-	records.Lock()
-	defer records.Unlock()
-	rs := records.m[g]
-	delete(records.m, g)
-	return rs
+// takeRecords returns the layers recorded in g and forgets them.
+func takeRecords(ctx *context.Context, g *Graph) []recorded {
+	recs := context.GetGraphParamOr[*[]recorded](rootCtx(ctx), g, graphRecords, nil)
+	if recs == nil {
+		return nil
+	}
+	out := *recs
+	*recs = nil
+	return out
 }
 
-// dropRecords forgets layers recorded in graphs that never reached
-// UpdateGraph (evaluation graphs built while statistics were collected).
-func dropRecords() {
-	records.Lock()
-	defer records.Unlock()
-	clear(records.m)
+// statsVars are the accumulators of one layer's statistics: the sums of
+// the factors Ā and B̄ over the statistics graphs run since the last
+// refresh, how many ran (micro-batches, under gradient accumulation) and
+// the samples they saw, and the layer's locations per sample.
+type statsVars struct{ a, b, count, samples, locations *context.Variable }
+
+func layerStats(ctx *context.Context, w *context.Variable, na int) statsVars {
+	dt, no := w.Shape().DType, w.Shape().Dimensions[1]
+	return statsVars{
+		a:         stateVar(ctx, statsScope, w, "factor_a", dt, na, na),
+		b:         stateVar(ctx, statsScope, w, "factor_b", dt, no, no),
+		count:     stateVar(ctx, statsScope, w, "factor_count", dtypes.Float64),
+		samples:   stateVar(ctx, statsScope, w, "factor_samples", dtypes.Float64),
+		locations: stateVar(ctx, statsScope, w, "locations", dtypes.Float64),
+	}
+}
+
+// accumulateStats makes y carry r's statistics in a training graph: y
+// passes through an identity whose gradient, when the trainer builds the
+// backward pass (in UpdateGraph, or in the accumulation graphs of
+// train.Trainer.AccumulateGradients, which call no optimizer), adds the
+// layer's Ā and B̄ of this batch to its accumulators (factors). Every
+// micro-batch of an accumulated step thus contributes, as its gradient
+// does; RefreshFromContext averages them. No second backward pass is built.
+func accumulateStats(ctx *context.Context, r recorded, y *Node) *Node {
+	ctx = ctx.Checked(false)
+	fired := false
+	return IdentityWithCustomGradient(y, func(_, v *Node) *Node {
+		if fired { // a second Gradient call in the same graph: counted once
+			return v
+		}
+		fired = true
+		g := v.Graph()
+		st := layerStats(ctx, r.w, r.in.Shape().Dimensions[1])
+		a, b := factors(r, v)
+		dt := r.w.Shape().DType
+		st.a.SetValueGraph(Add(st.a.ValueGraph(g), ConvertDType(a, dt)))
+		st.b.SetValueGraph(Add(st.b.ValueGraph(g), ConvertDType(b, dt)))
+		st.count.SetValueGraph(AddScalar(st.count.ValueGraph(g), 1))
+		st.samples.SetValueGraph(AddScalar(st.samples.ValueGraph(g), float64(r.batch)))
+		st.locations.SetValueGraph(Scalar(g, dtypes.Float64, float64(r.locations)))
+		return v
+	})
+}
+
+// statsLayer routes a layer's recorded inputs and output: into the
+// Segment's list in a Segment's statistics graph, else through
+// accumulateStats in a training graph built while ParamCollectStats is set;
+// other graphs (evaluation, inference) are untouched. It returns the
+// layer's output.
+func statsLayer(ctx *context.Context, r recorded, y *Node) *Node {
+	g := y.Graph()
+	if context.GetGraphParamOr(rootCtx(ctx), g, graphCollect, false) {
+		record(ctx, r)
+		return y
+	}
+	if context.GetParamOr(ctx, ParamCollectStats, false) && ctx.IsTraining(g) {
+		return accumulateStats(ctx, r, y)
+	}
+	return y
 }
 
 // Dense is GoMLX's layers.Dense made preconditionable: y = x·W + b for x
@@ -97,7 +165,7 @@ func Dense(ctx *context.Context, x *Node, useBias bool, out int) *Node {
 		if useBias {
 			homog = Concatenate([]*Node{x2, Ones(g, shapes.Make(x.DType(), rows, 1))}, 1)
 		}
-		record(recorded{w: wVar, b: bVar, in: homog, out: y, batch: dims[0], locations: rows / dims[0]})
+		y = statsLayer(ctx, recorded{w: wVar, b: bVar, in: homog, out: y, batch: dims[0], locations: rows / dims[0]}, y)
 	}
 	return Reshape(y, append(append([]int{}, dims[:len(dims)-1]...), out)...)
 }
@@ -123,7 +191,7 @@ func Conv2D(ctx *context.Context, x *Node, out, kernel, stride, padding int, use
 	y, saved := layer.Forward(ctx, nil, x)
 	if collecting(ctx, x.Graph()) {
 		zt, w, b, locations, _ := field.AffineInputs(saved)
-		record(recorded{w: w, b: b, in: zt, out: y, batch: x.Shape().Dimensions[0], locations: locations})
+		y = statsLayer(ctx, recorded{w: w, b: b, in: zt, out: y, batch: x.Shape().Dimensions[0], locations: locations}, y)
 	}
 	return y
 }

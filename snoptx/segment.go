@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/gomlx/gomlx/backends"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX graph code reads best unqualified.
@@ -14,16 +13,11 @@ import (
 	"github.com/snopt-go/snopt/adjointx"
 )
 
-// collectingGraphs are graphs built by a Segment for statistics: their
-// layers record whatever ParamCollectStats says.
-var collectingGraphs sync.Map // *Graph → true
-
-// collecting reports whether layers built in g for ctx record statistics.
+// collecting reports whether layers built in g for ctx record statistics:
+// in a Segment's statistics graph (the graph parameter graphCollect), or
+// while ParamCollectStats is set.
 func collecting(ctx *context.Context, g *Graph) bool {
-	if _, ok := collectingGraphs.Load(g); ok {
-		return true
-	}
-	return context.GetParamOr(ctx, ParamCollectStats, false)
+	return context.GetGraphParamOr(rootCtx(ctx), g, graphCollect, false) || context.GetParamOr(ctx, ParamCollectStats, false)
 }
 
 // SegmentFunc is a part of a model written with GoMLX and snoptx's layers:
@@ -144,14 +138,11 @@ func (s *Segment) backwardGraph(ctx *context.Context, in []*Node, stats bool, me
 	g := in[0].Graph()
 	cot := in[len(in)-1]
 	inputs := in[:len(in)-1]
-	if stats {
-		collectingGraphs.Store(g, true)
-		defer collectingGraphs.Delete(g)
-	}
+	rootCtx(ctx).SetGraphParam(g, graphCollect, stats)
 	outs := s.fn(ctx, inputs)
 	var recs []recorded
 	if stats {
-		recs = takeRecords(g)
+		recs = takeRecords(ctx, g)
 	}
 	obj := ReduceAllSum(Mul(outs[0], ConvertDType(cot, outs[0].DType())))
 	var vars []*context.Variable

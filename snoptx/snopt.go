@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/gomlx/gomlx/pkg/core/dtypes"
 	. "github.com/gomlx/gomlx/pkg/core/graph" //nolint:revive // GoMLX graph code reads best unqualified.
@@ -102,10 +103,10 @@ func (c *SNOptConfig) Done() (Optimizer, error) {
 		return nil, invalidf("SNOpt alpha %g (want 0 ≤ α ≤ 1)", c.alpha)
 	case c.every < 1:
 		return nil, invalidf("SNOpt refresh every %d (want ≥ 1)", c.every)
-	case c.scope == "":
-		return nil, invalidf("SNOpt scope is empty")
+	case c.scope == "" || c.scope == statsScope:
+		return nil, invalidf("SNOpt scope %q (want a name other than %q, which holds the layers' statistics)", c.scope, statsScope)
 	}
-	return &snopt{cfg: *c, blocks: map[string]*block{}, recorded: map[string]recorded{}}, nil
+	return &snopt{cfg: *c, blocks: map[string]*block{}}, nil
 }
 
 // block is one layer's curvature block: its weight and bias variables and
@@ -120,9 +121,6 @@ type block struct {
 type snopt struct {
 	cfg    SNOptConfig
 	blocks map[string]*block // by weight variable ScopeAndName
-	// recorded are the layers whose factors the last statistics graph
-	// computes into context variables (by weight ScopeAndName).
-	recorded map[string]recorded
 	// reported is set once the variables without a block have been listed.
 	reported bool
 }
@@ -269,73 +267,159 @@ func (o *snopt) restoreBlocks(ctx *context.Context, names []string) {
 
 // UpdateGraph implements optimizers.Interface, with autodiff gradients; the
 // layers registered by Refresh are preconditioned, the rest take the
-// momentum step. While ParamCollectStats is set it also computes the
-// Kronecker factors of the layers recorded by Dense (one more backward
-// pass, to their pre-activations) into context variables, for
-// RefreshFromContext.
-func (o *snopt) UpdateGraph(ctx *context.Context, _ *Graph, loss *Node) {
-	if context.GetParamOr(ctx, ParamCollectStats, false) {
-		o.collectStats(ctx, loss)
-	}
+// momentum step. While ParamCollectStats is set, the layers built with Dense
+// and Conv2D add their Kronecker factors to accumulators in the context as
+// the backward pass is built (see RefreshFromContext).
+//
+// SNOpt without curvature would silently be SGD with momentum, so a first
+// update with no eigenbases (none refreshed, none restored from a
+// checkpoint) and no statistics being collected is an error (a panic, as
+// graph-building functions report errors; train.Trainer returns it): call
+// Attach, or drive ParamCollectStats and RefreshFromContext by hand.
+func (o *snopt) UpdateGraph(ctx *context.Context, g *Graph, loss *Node) {
+	o.checkAttached(ctx, g)
 	o.UpdateGraphWithNamedGradients(ctx, namedGradients(ctx, loss))
 }
 
-// collectStats builds Ā and B̄ of every layer recorded in loss's graph
-// (see Dense) and stores them in the variables "<weights>_factor_a" and
-// "<weights>_factor_b" of the optimizer's scope.
-func (o *snopt) collectStats(ctx *context.Context, loss *Node) {
-	recs := takeRecords(loss.Graph())
-	if len(recs) == 0 {
+// UpdateGraphWithGradients implements train.OptimizeWithGradients (GoMLX's
+// gradient accumulation): grads follow the trainable variables the graph
+// reads, in the context's order. The statistics of every micro-batch were
+// accumulated by the layers (see UpdateGraph).
+func (o *snopt) UpdateGraphWithGradients(ctx *context.Context, grads []*Node, _ dtypes.DType) {
+	if len(grads) > 0 {
+		o.checkAttached(ctx, grads[0].Graph())
+	}
+	o.UpdateGraphWithNamedGradients(ctx, positionalGradients(ctx, grads))
+}
+
+// checkAttached panics with ErrInvalid when SNOpt has nothing to
+// precondition with and nothing is collecting statistics (see UpdateGraph).
+func (o *snopt) checkAttached(ctx *context.Context, g *Graph) {
+	markInternal(ctx)
+	if len(o.blocks) > 0 || context.GetParamOr(ctx, ParamCollectStats, false) {
 		return
 	}
-	outs := make([]*Node, len(recs))
-	for i, r := range recs {
-		outs[i] = r.out
+	var names []string
+	for v := range ctx.IterVariables() {
+		if v.Trainable && v.InUseByGraph(g) {
+			names = append(names, v.ScopeAndName())
+		}
 	}
-	gys := Gradient(loss, outs...)
-	for i, r := range recs {
-		a, b := factors(r, gys[i])
-		dt := r.w.Shape().DType
-		na, no := r.in.Shape().Dimensions[1], r.w.Shape().Dimensions[1]
-		stateVar(ctx, o.cfg.scope, r.w, "factor_a", dt, na, na).SetValueGraph(ConvertDType(a, dt))
-		stateVar(ctx, o.cfg.scope, r.w, "factor_b", dt, no, no).SetValueGraph(ConvertDType(b, dt))
-		o.recorded[r.w.ScopeAndName()] = recorded{w: r.w, b: r.b, batch: r.batch, locations: r.locations}
+	o.restoreBlocks(ctx, names)
+	if len(o.blocks) > 0 {
+		return
+	}
+	panic(invalidf("SNOpt has no curvature to precondition with, and nothing collects any: call snoptx.Attach(loop, opt) " +
+		"after train.NewLoop (or, driving train.Trainer yourself, set the context parameter snoptx.ParamCollectStats on " +
+		"refresh steps and call snoptx.RefreshFromContext after them), and build the layers with snoptx.Dense or snoptx.Conv2D; " +
+		"without it SNOpt would train as plain SGD with momentum"))
+}
+
+// markInternal makes every variable under /snoptx non-trainable: the
+// optimizers' state, which a checkpoint restores without that mark.
+func markInternal(ctx *context.Context) {
+	prefix := context.ScopeSeparator + scopeName
+	for v := range ctx.IterVariables() {
+		if v.Trainable && (v.Scope() == prefix || strings.HasPrefix(v.Scope(), prefix+context.ScopeSeparator)) {
+			v.SetTrainable(false)
+		}
 	}
 }
 
-// refreshFromContext refreshes the eigenbases from the factors the last
-// statistics graph stored (see collectStats).
+// refreshFromContext refreshes the eigenbases from the factors the layers
+// accumulated in the context (see accumulateStats): each layer's sums are
+// averaged over the statistics graphs that ran, the batch is the samples
+// they saw (all micro-batches of an accumulated step), and the
+// accumulators are reset.
 func (o *snopt) refreshFromContext(ctx *context.Context) error {
-	if len(o.recorded) == 0 {
-		return invalidf("no preconditionable layer in the model: build its layers with snoptx.Dense " +
-			"(SNOpt would only take the momentum step)")
+	markInternal(ctx)
+	prefix := context.ScopeSeparator + scopeName + context.ScopeSeparator + statsScope
+	type layer struct {
+		w, bias *context.Variable
+		st      statsVars
 	}
+	var found []layer
+	for v := range ctx.IterVariables() {
+		if !strings.HasPrefix(v.Scope(), prefix+context.ScopeSeparator) || !strings.HasSuffix(v.Name(), "_factor_a") {
+			continue
+		}
+		wScope := strings.TrimPrefix(v.Scope(), prefix)
+		w := ctx.InspectVariable(wScope, strings.TrimSuffix(v.Name(), "_factor_a"))
+		if w == nil || w.Shape().Rank() != 2 {
+			continue
+		}
+		na := v.Shape().Dimensions[0]
+		l := layer{w: w, st: layerStats(ctx, w, na)}
+		if na == w.Shape().Dimensions[0]+1 {
+			if l.bias = ctx.InspectVariable(wScope, "biases"); l.bias == nil {
+				return invalidf("statistics of %s include a bias, but %s has no variable \"biases\"", w.ScopeAndName(), wScope)
+			}
+		}
+		found = append(found, l)
+	}
+	slices.SortFunc(found, func(a, b layer) int { return strings.Compare(a.w.ScopeAndName(), b.w.ScopeAndName()) })
 	var stats []adjointx.LayerFactors
-	batch := 0
-	for _, name := range slices.Sorted(maps.Keys(o.recorded)) {
-		r := o.recorded[name]
-		dt := r.w.Shape().DType
-		na := r.w.Shape().Dimensions[0]
-		if r.b != nil {
-			na++
+	samples := 0.0
+	for _, l := range found {
+		count, err := scalarValue(l.st.count)
+		if err != nil || count == 0 {
+			continue // not in the model's statistics graph
 		}
-		no := r.w.Shape().Dimensions[1]
-		a, err := stateVar(ctx, o.cfg.scope, r.w, "factor_a", dt, na, na).Value()
+		n, _ := scalarValue(l.st.samples)
+		loc, _ := scalarValue(l.st.locations)
+		a, err := l.st.a.Value()
 		if err != nil {
 			return err
 		}
-		b, err := stateVar(ctx, o.cfg.scope, r.w, "factor_b", dt, no, no).Value()
+		b, err := l.st.b.Value()
 		if err != nil {
 			return err
 		}
-		lf := adjointx.LayerFactors{Layer: r.w.Scope(), Weights: name, A: a, B: b, Locations: r.locations}
-		if r.b != nil {
-			lf.Bias = r.b.ScopeAndName()
+		lf := adjointx.LayerFactors{Layer: l.w.Scope(), Weights: l.w.ScopeAndName(), A: scaleTensor(a, 1/count),
+			B: scaleTensor(b, 1/count), Locations: max(int(loc), 1)}
+		if l.bias != nil {
+			lf.Bias = l.bias.ScopeAndName()
 		}
 		stats = append(stats, lf)
-		batch = max(batch, r.batch)
+		samples = max(samples, n)
 	}
-	return o.Refresh(ctx, stats, batch)
+	if len(stats) == 0 {
+		return invalidf("no preconditionable layer in the model: build its layers with snoptx.Dense or snoptx.Conv2D " +
+			"(SNOpt would only take the momentum step)")
+	}
+	if err := o.Refresh(ctx, stats, int(samples)); err != nil {
+		return err
+	}
+	for _, l := range found {
+		for _, v := range []*context.Variable{l.st.a, l.st.b, l.st.count, l.st.samples} {
+			if err := v.SetValue(tensors.FromShape(v.Shape())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// scalarValue reads a scalar variable as float64.
+func scalarValue(v *context.Variable) (float64, error) {
+	t, err := v.Value()
+	if err != nil {
+		return 0, err
+	}
+	vals, err := hostval.Float64s(t)
+	if err != nil || len(vals) != 1 {
+		return 0, invalidf("%s is not a float scalar", v.ScopeAndName())
+	}
+	return vals[0], nil
+}
+
+// scaleTensor returns s·t for a float tensor.
+func scaleTensor(t *tensors.Tensor, s float64) *tensors.Tensor {
+	vals, _ := hostval.Float64s(t)
+	for i := range vals {
+		vals[i] *= s
+	}
+	return hostval.Tensor(vals, t.DType(), t.Shape().Dimensions...)
 }
 
 // uncovered lists the trainable variables outside every curvature block.
@@ -425,13 +509,6 @@ func (o *snopt) precondition(ctx *context.Context, b *block, gw, gb *Node) (dirW
 	}
 	in := b.a - 1
 	return Slice(dir, AxisRange(0, in)), Reshape(Slice(dir, AxisRange(in, b.a)), b.o)
-}
-
-// UpdateGraphWithGradients implements train.OptimizeWithGradients (GoMLX's
-// gradient accumulation): grads follow the trainable variables the graph
-// reads, in the context's order.
-func (o *snopt) UpdateGraphWithGradients(ctx *context.Context, grads []*Node, _ dtypes.DType) {
-	o.UpdateGraphWithNamedGradients(ctx, positionalGradients(ctx, grads))
 }
 
 // Clear implements optimizers.Interface: it deletes the optimizer's state.
