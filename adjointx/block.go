@@ -13,6 +13,7 @@ import (
 	"github.com/gomlx/gomlx/pkg/ml/context"
 
 	"github.com/snopt-go/snopt/field"
+	"github.com/snopt-go/snopt/internal/safebackend"
 	"github.com/snopt-go/snopt/odeint"
 )
 
@@ -21,6 +22,12 @@ import (
 // Numerical failures come back as odeint errors (errors.Is(err,
 // odeint.ErrNonFinite) for a non-finite cotangent, for instance).
 var ErrInvalidInput = errors.New("adjointx: invalid input")
+
+// ErrUnsafeBackend reports a backend that would deadlock on the adjoint's
+// graphs: GoMLX's pure-Go backend with its parallel op executor (the default
+// of GoMLX's backends.New()). The message names the fix: this project's
+// backend.New(), or the configuration "go:ops_sequential".
+var ErrUnsafeBackend = errors.New("adjointx: backend would deadlock")
 
 func invalidf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidInput, fmt.Sprintf(format, args...))
@@ -83,6 +90,9 @@ type Block struct {
 func NewBlock(backend backends.Backend, ctx *context.Context, f field.Field, opts *Options) (*Block, error) {
 	if backend == nil || ctx == nil || f == nil {
 		return nil, invalidf("backend, context and field must be non-nil")
+	}
+	if err := safebackend.Check(backend); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnsafeBackend, err)
 	}
 	b := &Block{backend: backend, ctx: ctx.Checked(false), f: f, plans: map[planKey]*plan{}}
 	if opts != nil {
