@@ -1,6 +1,6 @@
 module github.com/snopt-go/snopt
 
-go 1.26
+go 1.25.0
 
 require (
 	github.com/gomlx/gomlx v0.26.0

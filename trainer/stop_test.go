@@ -5,7 +5,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 	"github.com/gomlx/gomlx/pkg/ml/context"
@@ -117,4 +119,25 @@ func TestResumeCleansKilledCheckpointWrites(t *testing.T) {
 	_, err = os.Stat(filepath.Join(ckDir, "LATEST"))
 	assert.NoError(t, err)
 	assert.False(t, errors.Is(err, os.ErrNotExist))
+}
+
+// TestProgressWithoutATerminalWritesLines: Progress on a writer that is not
+// a terminal writes periodic lines, never a bar's carriage-return frames.
+func TestProgressWithoutATerminalWritesLines(t *testing.T) {
+	old := progressEvery
+	progressEvery = 0 // a line per iteration
+	defer func() { progressEvery = old }()
+	var out strings.Builder
+	m, st := setup(t, 0)
+	_, err := Run(m, st, next, nil, Config{Iterations: 3, Progress: true, Label: "sgd", Out: &out})
+	require.NoError(t, err)
+	assert.NotContains(t, out.String(), "\r")
+	assert.Equal(t, 3, strings.Count(out.String(), "trainer: sgd iteration"))
+	assert.Contains(t, out.String(), "iteration 3/3")
+	progressEvery = time.Hour
+	out.Reset()
+	m, st = setup(t, 0)
+	_, err = Run(m, st, next, nil, Config{Iterations: 3, Progress: true, Label: "sgd", Out: &out})
+	require.NoError(t, err)
+	assert.Equal(t, 1, strings.Count(out.String(), "trainer: sgd iteration"), "only the final line")
 }

@@ -160,7 +160,9 @@ type Config struct {
 	// they are saved with every checkpoint, and resuming with different
 	// ones is ErrResume naming them.
 	Settings map[string]string
-	// Progress shows a progress bar on Out.
+	// Progress shows a progress bar on Out when Out is a terminal, and
+	// otherwise (a redirected stderr, a log file) a line every 30 seconds
+	// and one at the end, so that a log holds no bar frames.
 	Progress bool
 	// Out receives the progress bar and messages; nil means os.Stderr.
 	Out io.Writer
@@ -211,6 +213,19 @@ type Evaluator func() (loss, metric float64, err error)
 // make it fail: a non-finite state, a step size underflow, too many steps.
 func solverBroke(err error) bool {
 	return errors.Is(err, odeint.ErrNonFinite) || errors.Is(err, odeint.ErrStepUnderflow) || errors.Is(err, odeint.ErrMaxSteps)
+}
+
+// progressEvery is the interval of Progress's lines when Out is not a terminal.
+var progressEvery = 30 * time.Second
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // T1Reporter is implemented by models with an integration end time.
@@ -274,7 +289,9 @@ func Run[B any](m Model[B], st Updater, next func() (B, error), eval Evaluator, 
 	}
 	res.Records = kept
 	var bar *progressbar.ProgressBar
-	if cfg.Progress {
+	lines := cfg.Progress && !isTerminal(out)
+	lastLine := time.Now()
+	if cfg.Progress && !lines {
 		total := int64(cfg.Iterations)
 		if total <= 0 {
 			total = -1
@@ -378,6 +395,15 @@ func Run[B any](m Model[B], st Updater, next func() (B, error), eval Evaluator, 
 		if bar != nil {
 			_ = bar.Add(1)
 			bar.Describe(fmt.Sprintf("%s loss %.4f %s %.3f", cfg.Label, step.Loss, m.MetricName(), step.Metric))
+		}
+		if lines && (last || time.Since(lastLine) >= progressEvery) {
+			lastLine = time.Now()
+			of := ""
+			if cfg.Iterations > 0 {
+				of = fmt.Sprintf("/%d", cfg.Iterations)
+			}
+			fmt.Fprintf(out, "trainer: %s iteration %d%s, %.1fs: loss %.4f %s %.4f\n", cfg.Label, res.Iterations, of,
+				res.Seconds, step.Loss, m.MetricName(), step.Metric)
 		}
 	}
 	if bar != nil {
