@@ -17,6 +17,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -49,6 +50,7 @@ type options struct {
 	data       string
 	out        string
 	optimizers []string
+	cpuProfile string
 }
 
 func main() {
@@ -60,8 +62,20 @@ func main() {
 		fmt.Fprintln(os.Stderr, "gomlxbench:", err)
 		os.Exit(2)
 	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "gomlxbench:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "gomlxbench:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
@@ -81,6 +95,7 @@ func parse(args []string) (options, error) {
 	fs.StringVar(&o.data, "data", "", "MNIST idx folder (default: the GoMNIST module's)")
 	fs.StringVar(&o.out, "out", "bench-out", "folder for the Markdown table")
 	opts := fs.String("optimizers", "adam,snopt", "optimizers to run (adam, snopt)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the training here (go tool pprof)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

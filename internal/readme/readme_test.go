@@ -1,6 +1,7 @@
 package readme
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,9 +17,13 @@ import (
 type region struct {
 	file, body string
 	imports    map[string]bool
+	// example is the Example function the region lies in.
+	example string
 }
 
 var marker = regexp.MustCompile(`^\s*// README:(\w+) (begin|end)\s*$`)
+
+var exampleFunc = regexp.MustCompile(`^func (Example\w*)\(\)`)
 
 // regions collects the README regions of every *_test.go file of the module.
 func regions(t *testing.T, root string) map[string]region {
@@ -33,7 +38,11 @@ func regions(t *testing.T, root string) map[string]region {
 		}
 		lines := strings.Split(string(data), "\n")
 		imports := importLines(lines)
+		example := ""
 		for i := 0; i < len(lines); i++ {
+			if f := exampleFunc.FindStringSubmatch(lines[i]); f != nil {
+				example = f[1]
+			}
 			m := marker.FindStringSubmatch(lines[i])
 			if m == nil || m[2] != "begin" {
 				continue
@@ -43,7 +52,8 @@ func regions(t *testing.T, root string) map[string]region {
 				body = append(body, strings.TrimPrefix(lines[i], "\t"))
 			}
 			require.NotContains(t, out, m[1], "region %s marked twice", m[1])
-			out[m[1]] = region{file: path, body: strings.TrimSpace(strings.Join(body, "\n")), imports: imports}
+			rel, _ := filepath.Rel(root, path)
+			out[m[1]] = region{file: filepath.ToSlash(rel), body: strings.TrimSpace(strings.Join(body, "\n")), imports: imports, example: example}
 		}
 		return nil
 	})
@@ -76,11 +86,13 @@ func TestReadmeSnippetsAreCompiledExamples(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join(root, "README.md"))
 	require.NoError(t, err)
 	regs := regions(t, root)
-	blocks := regexp.MustCompile("(?s)```go\n(.*?)```").FindAllStringSubmatch(string(data), -1)
+	blocks := regexp.MustCompile("(?s)```go\n(.*?)```").FindAllStringSubmatchIndex(string(data), -1)
 	require.NotEmpty(t, blocks)
 	used := map[string]bool{}
-	for _, b := range blocks {
-		code := b[1]
+	for _, at := range blocks {
+		code := string(data[at[2]:at[3]])
+		// The paragraph before the block says whose excerpt it is.
+		lead := string(data[max(0, at[0]-400):at[0]])
 		var imports []string
 		if strings.HasPrefix(code, "import (") {
 			end := strings.Index(code, "\n)\n")
@@ -103,6 +115,10 @@ func TestReadmeSnippetsAreCompiledExamples(t *testing.T) {
 			continue
 		}
 		used[found] = true
+		mark := strings.Join(strings.Fields(fmt.Sprintf("excerpt of `%s` (%s)", regs[found].example, regs[found].file)), " ")
+		assert.Contains(t, strings.ToLower(strings.Join(strings.Fields(lead), " ")), strings.ToLower(mark),
+			"the README's %s snippet must be introduced as an excerpt of its Example", found)
+		require.NotEmpty(t, regs[found].example, "region %s lies in no Example function", found)
 		for _, imp := range imports {
 			assert.True(t, regs[found].imports[imp], "README's %s snippet imports %s, which %s does not", found, imp, regs[found].file)
 		}
