@@ -15,6 +15,17 @@
 // along a new leading axis (shape [K, x[j].shape...]). Copy 0 is the adjoint
 // a, whose parameter cotangent aᵀ∂F/∂θ the adjoint accumulates (paper eq. 3);
 // copies 1..R are the q_i of Prop. 2.
+//
+// # How to use it
+//
+// Build a field from layers, for example
+//
+//	f := field.NewSequential(&field.Linear{Name: "l0", Out: 16, ConcatTime: true}, field.NewTanh(),
+//		&field.Linear{Name: "l1", Out: 2, ConcatTime: true})
+//
+// and give it to adjointx.NewBlock (see adjointx's ExampleBlock); the block
+// calls Eval and VJP. Layers outside an ODE block use the same types through
+// Sequential.VJP with a statistics request (zoo's classifier does).
 package field
 
 import (

@@ -2,6 +2,14 @@
 // ODE alongside its parameters θ (paper §3.3, eq. 15–16, App. A.3), with
 // the cost Φ̃ = Φ(x(T)) + (c/2)·T².
 //
+// # How to use it
+//
+// Create a policy, NewFeedback(t1, Config{…}) (eq. 16) or NewBaseline, and
+// after every training iteration pass it an Observation: dL/dT from
+// adjointx's Gradients.T1, and for the feedback policy the ODE parameters'
+// gradient and values. When Observe returns true, set the model's end time
+// to T() (see ExampleNewFeedback). State and Restore checkpoint the policy.
+//
 // With the Gauss–Newton terminal approximation the derivatives are
 //
 //	Q_T = c·T + Φ_xᵀF̄,   Q_TT = c + (Φ_xᵀF̄)²,   Q_Tu = (Φ_xᵀF̄)·Q_uᵀ,

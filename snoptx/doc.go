@@ -2,6 +2,37 @@
 // 2021, §3.2 eq. 14 and Alg. 1 line 10) and the first-order baselines it is
 // compared with, in GoMLX's optimizer conventions.
 //
+// # How to use it
+//
+// In a GoMLX model trained by train.Trainer (see ExampleAttach):
+//
+//  1. Build the dense and convolution layers with Dense and Conv2D instead
+//     of GoMLX's layers.Dense and a convolution: the same variables and
+//     initialisers, and SNOpt can precondition them.
+//  2. Create the optimizer, SNOpt().LearningRate(…).Done(), and pass it to
+//     train.NewTrainer like any GoMLX optimizer.
+//  3. Call Attach(loop, opt) once after train.NewLoop. It makes the loop
+//     collect each layer's Kronecker factors on refresh steps and refresh
+//     the eigenbases after them.
+//
+// Without Attach (or the manual form: the context parameter
+// ParamCollectStats on refresh steps, then RefreshFromContext), the first
+// update is an ErrInvalid error that says so. SNOpt never trains silently
+// as plain SGD. Variables outside Dense/Conv2D layers take the momentum
+// step and are listed once. Gradient accumulation
+// (train.Trainer.AccumulateGradients) accumulates the factors of every
+// micro-batch as it does the gradients.
+//
+// With gradients computed outside any graph (an ODE block through adjointx,
+// a zoo model), wrap the parameters in a Stepper (NewStepper). Pass the
+// statistics on the iterations where Stepper.NeedsStats says so (see
+// ExampleStepper). A Group gives each part of a model its own optimizer.
+// A Segment runs ordinary GoMLX code (with Dense/Conv2D) as one part of
+// such a model: its forward pass, its VJP and its factors.
+//
+// SGD (momentum) and Adam (GoMLX's) run on the same pipelines, for
+// comparisons.
+//
 // An update is a chain of separable steps (optax style):
 //
 //	SNOpt: weight decay → Kronecker-eigenbasis preconditioning → momentum → learning rate

@@ -5,6 +5,17 @@
 // evaluates periodically, shows a progress bar, logs every iteration to CSV,
 // writes atomic checkpoints and resumes from them, and stops on a non-finite
 // loss without touching the last good checkpoint.
+//
+// # How to use it
+//
+// Give Run a model (zoo's, or any type with MetricName and Step), an Updater
+// (snoptx.NewStepper over the model's parameters), a function that returns
+// the next batch and, optionally, an evaluator; set the budget, the CSV
+// path, the checkpoint folder and Resume in Config (see ExampleRun). Every
+// state that decides the next iterations besides the context's variables
+// (a data stream's position, an end-time policy) goes in Config.State, so
+// that a resumed run continues bit-identically; Config.Stop ends a run
+// cleanly on a signal.
 package trainer
 
 import (

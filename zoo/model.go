@@ -9,6 +9,16 @@
 // layer: inside the ODE block from adjointx on the time grid, outside it
 // (feature extractor, head) the standard K-FAC statistics of the same field
 // layers.
+//
+// # How to use it
+//
+// Load data (LoadMNIST, or the datasets package's readers), cut it into
+// batches (NewImageBatcher, NewSeriesBatcher, …), build a model
+// (NewClassifier, NewHybrid, NewODERNN, NewCNF, NewFFJORD) on a backend from
+// backend.New() and a context, take one Step to create its variables, then
+// train it with trainer.Run and a snoptx.Stepper over Params() (see
+// ExampleNewClassifier). Bad input — mis-sized batches, labels outside the
+// classes, inconsistent images — is ErrInvalid, never a panic.
 package zoo
 
 import (

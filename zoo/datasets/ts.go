@@ -1,7 +1,21 @@
 // Package datasets reads the file formats the paper's data sets are
 // distributed in, one format per file, each fuzzed: the UEA/UCR time-series
-// archive's .ts text format (ts.go) and NumPy's .npy arrays of the
-// MAF/FFJORD-preprocessed tabular sets (npy.go).
+// archive's .ts text format (ts.go), NumPy's .npy arrays and CSV matrices of
+// the MAF/FFJORD-preprocessed tabular sets (npy.go, csv.go), CIFAR-10's
+// binary version (cifar.go) and SVHN's MATLAB level-5 files (mat.go,
+// svhn.go), with deterministic stand-ins of the real shapes for machines
+// without the files (standin.go, tabular.go).
+//
+// # How to use it
+//
+// Read a UEA set with ReadTSFile for both files, then AlignClasses (labels by
+// name), PadTo a common length and Standardize with the training statistics.
+// PaperSplit re-splits them 70/15/15 as the paper does. Images come as bytes
+// with a per-channel map to values (Images.Image converts one image per
+// batch); StandardizeChannels sets that map from the training set. Every
+// reader checks the sizes a header declares against MaxBytes before
+// allocating. A malformed file is ErrFormat naming the file and the place;
+// a bad argument is ErrInvalid.
 package datasets
 
 import (
