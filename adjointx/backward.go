@@ -70,7 +70,11 @@ type BackwardOptions struct {
 // the layer inputs' second moments, B̄ their mean — K-FAC's weight-sharing
 // form (T·E[A] ⊗ E[B]).
 type Grid struct {
-	T0, T1    float64
+	// The grid spans [T0, T1] (either order: the backward pass runs from T1 to
+	// T0).
+	T0, T1 float64
+	// Intervals is the number of equal intervals of the grid (Intervals + 1
+	// points).
 	Intervals int
 }
 

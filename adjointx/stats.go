@@ -22,8 +22,11 @@ import (
 type LayerFactors struct {
 	// Layer is the layer's scope; Weights and Bias its variables' ScopeAndName.
 	Layer, Weights, Bias string
-	A, B                 *tensors.Tensor
-	Locations            int
+	// A and B are the factors Ā [in(+1), in(+1)] and B̄ [out, out] of eq. (13).
+	A, B *tensors.Tensor
+	// Locations is the spatial locations per sample sharing the weights (a
+	// convolution's output pixels; 1 for dense layers).
+	Locations int
 }
 
 // Stats accumulates Kronecker factors over the backward passes of one

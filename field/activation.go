@@ -8,7 +8,9 @@ import (
 // Activation is an element-wise nonlinearity σ with its first and second
 // derivatives (the second is what the VJP of a CNF's trace term needs).
 type Activation struct {
-	Name   string
+	// Name labels the activation in graphs and errors ("tanh", "softplus").
+	Name string
+	// Fn is σ itself.
 	Fn     func(h *Node) *Node
 	Deriv  func(h, y *Node) *Node // σ'(h), given h and y = σ(h)
 	Deriv2 func(h, y *Node) *Node // σ''(h), given h and y = σ(h)

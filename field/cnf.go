@@ -58,9 +58,12 @@ func (m TraceMode) String() string {
 // A over [layer input, 1], B over the cotangents of h = x·W + b (which carry
 // the trace term's contribution through σ″).
 type CNF struct {
+	// Layers are the ConcatSquashLinear layers, the last with D outputs.
 	Layers []*ConcatSquashLinear
-	Act    *Activation
-	Trace  TraceMode
+	// Act is the activation between layers; it needs Deriv and Deriv2.
+	Act *Activation
+	// Trace selects the Hutchinson estimate or the exact trace.
+	Trace TraceMode
 }
 
 var _ Field = (*CNF)(nil)

@@ -22,10 +22,14 @@ import (
 // (di, dj, c)) and "biases" [Out] live in ctx.In(Name). Zero padding of
 // Padding pixels on each side; output size (H + 2·Padding − Kernel)/Stride + 1.
 type Conv2D struct {
-	Name                string
+	// Name is the layer's scope under the field's context.
+	Name string
+	// Out filters of Kernel×Kernel, applied every Stride pixels.
 	Out, Kernel, Stride int
-	Padding             int
-	ConcatTime, NoBias  bool
+	// Padding is the zero padding on each side.
+	Padding int
+	// ConcatTime adds t as an extra input channel; NoBias drops the bias.
+	ConcatTime, NoBias bool
 	// AutodiffSafe gathers the patches at every stride, for a forward pass
 	// that GoMLX's reverse-mode autodiff differentiates (on the pure-Go
 	// backend it cannot differentiate Slice, which the stride-1 path uses).

@@ -80,8 +80,12 @@ type LayerStats struct {
 	// (ScopeAndName; Bias is empty without a bias). The bias is the last
 	// row of the weight matrix in A's homogeneous coordinate.
 	Layer, Weights, Bias string
-	A, B                 *Node
-	Locations            int
+	// A and B are the layer's Kronecker factors at one time: the mean of the
+	// homogeneous inputs' outer products and that of the (scaled) output
+	// cotangents'.
+	A, B *Node
+	// Locations is the spatial locations per sample (1 for dense layers).
+	Locations int
 }
 
 // Result of a VJP.

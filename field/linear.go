@@ -15,10 +15,14 @@ import (
 // ctx.In(Name). SNOpt preconditions it with A over z̃ = [z, 1] and B over
 // the cotangents of h.
 type Linear struct {
-	Name       string
-	Out        int
+	// Name is the layer's scope under the field's context.
+	Name string
+	// Out is the number of outputs.
+	Out int
+	// ConcatTime appends t to the input.
 	ConcatTime bool
-	NoBias     bool
+	// NoBias drops the bias.
+	NoBias bool
 }
 
 var _ Layer = (*Linear)(nil)

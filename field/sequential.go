@@ -12,6 +12,7 @@ import (
 // state tensor: F(t, x) = L_n(t, … L_1(t, x)). Its VJP runs the layers'
 // hand-written backward passes on all cotangent copies at once.
 type Sequential struct {
+	// Layers are applied in order, each to the previous one's output.
 	Layers []Layer
 }
 

@@ -20,8 +20,10 @@ import (
 // and B over the cotangents of h = x·W + b; time enters through the gate and
 // the hyper-bias, whose gradients are plain.
 type ConcatSquashLinear struct {
+	// Name is the layer's scope under the field's context.
 	Name string
-	Out  int
+	// Out is the number of outputs.
+	Out int
 }
 
 var _ Layer = (*ConcatSquashLinear)(nil)

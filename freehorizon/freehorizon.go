@@ -183,17 +183,22 @@ type Policy interface {
 // State is a policy's checkpointable state. Its JSON encoding round-trips
 // every float64 exactly.
 type State struct {
-	Policy  string  `json:"policy"`
-	T       float64 `json:"t"`
-	Count   int     `json:"count"`
-	Skipped int     `json:"skipped"`
-	Last    Update  `json:"last"`
+	// Policy names the policy that wrote the state ("feedback", "baseline").
+	Policy string `json:"policy"`
+	// T is the current end time.
+	T float64 `json:"t"`
+	// Count is the observations received.
+	Count int `json:"count"`
+	// Skipped is the observations refused as non-finite.
+	Skipped int `json:"skipped"`
+	// Last is the last update of T.
+	Last Update `json:"last"`
 	// EMAs are the moving averages as (value, weight) pairs: the
 	// baseline's dL/dT; the feedback policy's dL/dT and (dL/dT)².
 	EMAs [][2]float64 `json:"emas"`
-	// QTu and ThetaRef are the feedback policy's EMA of Q_Tu and θ at the
-	// previous observation.
-	QTu      []float64 `json:"qtu,omitempty"`
+	// QTu is the feedback policy's EMA of Q_Tu.
+	QTu []float64 `json:"qtu,omitempty"`
+	// ThetaRef is θ at the feedback policy's previous observation.
 	ThetaRef []float64 `json:"theta_ref,omitempty"`
 }
 

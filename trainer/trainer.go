@@ -37,6 +37,7 @@ import (
 
 // StepResult is what one training step computes before the update.
 type StepResult struct {
+	// Loss and Metric are the batch's loss and metric (accuracy, or NLL).
 	Loss, Metric float64
 	// Grads holds the gradient of every parameter, keyed by ScopeAndName.
 	Grads map[string]*tensors.Tensor
@@ -98,9 +99,12 @@ var ErrNonFiniteLoss = errors.New("trainer: non-finite loss or gradient")
 // which training diverged; the last checkpoint is kept. It matches
 // ErrNonFiniteLoss with errors.Is.
 type DivergedError struct {
-	Label     string
+	// Label names the run (Config.Label).
+	Label string
+	// Iteration is the iteration that diverged, numbered from 1.
 	Iteration int
-	Cause     string
+	// Cause says what was not finite, or how the solve broke down.
+	Cause string
 }
 
 // Error names the run, the iteration and the cause.
@@ -122,8 +126,12 @@ var ErrInvalid = errors.New("trainer: invalid configuration")
 // numbering) and the checkpoint it wrote there ("" without checkpoints).
 // It matches ErrStopped with errors.Is.
 type StoppedError struct {
-	Label      string
-	Iteration  int
+	// Label names the run (Config.Label).
+	Label string
+	// Iteration is the last iteration done, numbered from 1.
+	Iteration int
+	// Checkpoint is the folder of the checkpoint written at Iteration ("":
+	// none configured).
 	Checkpoint string
 }
 
@@ -155,7 +163,8 @@ type Config struct {
 	// CheckpointDir and CheckpointEvery enable atomic checkpoints, every
 	// CheckpointEvery iterations and at the end. A fresh run (not Resume)
 	// removes the checkpoints of an earlier run in CheckpointDir.
-	CheckpointDir   string
+	CheckpointDir string
+	// CheckpointEvery is that interval, in iterations.
 	CheckpointEvery int
 	// Resume continues from the latest checkpoint of CheckpointDir when
 	// there is one, verifying that it restored the parameters, the
@@ -193,10 +202,13 @@ type Config struct {
 
 // Record is one iteration of the log.
 type Record struct {
-	Iter               int
-	Seconds            float64 // cumulative training time
-	StepSeconds        float64 // this iteration
-	Loss, Metric       float64 // on the training batch
+	// Iter numbers the iteration from 1.
+	Iter         int
+	Seconds      float64 // cumulative training time
+	StepSeconds  float64 // this iteration
+	Loss, Metric float64 // on the training batch
+	// NFEForward and NFEBwd count the vector-field evaluations of the forward and
+	// backward solves.
 	NFEForward, NFEBwd int
 	Stats              bool    // a refresh (statistics) iteration
 	EvalLoss, EvalMet  float64 // NaN unless evaluated at this iteration
@@ -206,14 +218,16 @@ type Record struct {
 
 // Result summarises a run.
 type Result struct {
+	// Label names the run (Config.Label).
 	Label string
 	// Records are the log's rows of the whole run (those kept from before a
 	// resume included) when CSV is set, else this call's.
 	Records []Record
 	// Final evaluation.
 	EvalLoss, EvalMetric float64
-	// Seconds is the training wall-clock; Iterations the updates done.
-	Seconds    float64
+	// Seconds is the training wall-clock (evaluations excluded).
+	Seconds float64
+	// Iterations is the number of updates done (resumed ones included).
 	Iterations int
 }
 

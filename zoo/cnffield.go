@@ -24,6 +24,8 @@ import (
 // included; the HyperNet's linear layers are the preconditionable layers
 // (their batch is the single t).
 type HyperCNF struct {
+	// Dim is D (the data's dimension), Width K (the hidden units of the field) and
+	// Hidden H (the HyperNet's width).
 	Dim, Width, Hidden int
 }
 

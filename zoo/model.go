@@ -37,9 +37,11 @@ import (
 
 // Batch is one mini-batch: inputs (and labels for classification).
 type Batch struct {
+	// X holds the inputs, the batch first.
 	X      *tensors.Tensor
 	Labels *tensors.Tensor // int32 [B], nil for density estimation
-	Size   int
+	// Size is the number of samples.
+	Size int
 }
 
 // StepResult is what one training step computes before the update (the

@@ -11,7 +11,9 @@ import (
 // Data[i*RowStride + j*ColStride]. A row-major [r, c] array is
 // Mat{data, c, 1}; its transpose, read in place, is Mat{data, 1, c}.
 type Mat struct {
-	Data                 []float32
+	// Data holds the elements; element (i, j) is Data[i·RowStride + j·ColStride].
+	Data []float32
+	// RowStride and ColStride are the steps between rows and between columns.
 	RowStride, ColStride int
 }
 

@@ -71,7 +71,7 @@ func main() {
 // cnn is the model: two strided convolutions, global average pooling and a
 // dense layer — GoMLX graph code, with snoptx's layers where GoMLX's would be.
 func cnn(ctx *context.Context, _ any, inputs []*Node) []*Node {
-	x := inputs[0]                                                             // [B, 28, 28, 1]
+	x := inputs[0]                                                            // [B, 28, 28, 1]
 	x = activations.Relu(snoptx.Conv2D(ctx.In("c1"), x, 16, 3, 2, 1, true))   // [B, 14, 14, 16]
 	x = activations.Relu(snoptx.Conv2D(ctx.In("c2"), x, 32, 3, 2, 1, true))   // [B, 7, 7, 32]
 	return []*Node{snoptx.Dense(ctx.In("fc"), ReduceMean(x, 1, 2), true, 10)} // logits [B, 10]

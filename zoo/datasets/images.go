@@ -11,11 +11,17 @@ import (
 // Pixels): byte b of channel c becomes (b/255 − Mean[c]) / Std[c]. Mean and
 // Std nil mean 0 and 1 (values in [0, 1]); StandardizeChannels sets them.
 type Images struct {
+	// N images of H×W pixels with C channels.
 	N, H, W, C int
-	Bytes      []uint8
-	Mean, Std  []float64
-	Labels     []int
-	Classes    int
+	// Bytes are the pixels as the files hold them, channels-last.
+	Bytes []uint8
+	// Mean and Std map byte b of channel c to (b/255 − Mean[c])/Std[c]; nil means
+	// 0 and 1.
+	Mean, Std []float64
+	// Labels are the classes, 0 ≤ label < Classes.
+	Labels []int
+	// Classes is the number of classes.
+	Classes int
 }
 
 // Size is the number of values of one image, H·W·C.

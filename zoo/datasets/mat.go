@@ -37,11 +37,15 @@ const (
 // order (the first index varies fastest). Values stored as uint8 stay bytes
 // (U8); any other storage is converted to float64 (F64).
 type MATArray struct {
+	// Name is the variable's name in the file.
 	Name  string
 	Class int // MATLAB's class: 6 double, 7 single, 8 int8, 9 uint8, … 15 uint64
-	Dims  []int
-	U8    []byte
-	F64   []float64
+	// Dims are the dimensions, in MATLAB's order.
+	Dims []int
+	// U8 holds the values stored as uint8 (nil otherwise).
+	U8 []byte
+	// F64 holds the values of any other storage, as float64 (nil for uint8).
+	F64 []float64
 }
 
 // Len is the number of values.

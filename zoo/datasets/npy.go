@@ -13,9 +13,12 @@ import (
 
 // Matrix is a dense row-major data matrix: sample i is X[i·Cols : (i+1)·Cols].
 type Matrix struct {
-	Name       string
+	// Name labels errors (the file).
+	Name string
+	// Rows samples of Cols features.
 	Rows, Cols int
-	X          []float64
+	// X holds the values row-major: (i, j) is X[i·Cols + j].
+	X []float64
 }
 
 // npyMagic opens every .npy file.

@@ -12,7 +12,9 @@ import (
 
 // ArchiveSpec is the shape of a UEA archive data set.
 type ArchiveSpec struct {
-	Name                                   string // the archive's problem name (file prefix)
+	Name string // the archive's problem name (file prefix)
+	// Channels, classes, the (longest) series length, and the training and test
+	// set sizes.
 	Channels, Classes, Length, Train, Test int
 }
 

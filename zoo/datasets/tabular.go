@@ -8,7 +8,9 @@ import (
 
 // TabularSpec is the shape of a MAF/FFJORD-preprocessed tabular data set.
 type TabularSpec struct {
-	Name                  string
+	// Name is the data set's name.
+	Name string
+	// Dim features; the training, validation and test rows.
 	Dim, Train, Val, Test int
 }
 
@@ -26,6 +28,7 @@ var Tabular = map[string]TabularSpec{
 // real data: a model's NLL on it is comparable with the true one it
 // reports, not with the paper's Table 2.
 type StandInDensity struct {
+	// Dim is the dimension of the points.
 	Dim     int
 	weights []float64   // mixture weights
 	means   [][]float64 // per component, in u space

@@ -54,18 +54,24 @@ var ErrInvalid = errors.New("datasets: invalid argument")
 // missing values are false there, so a model given the mask does not take
 // them for observations.
 type TimeSeries struct {
-	Name             string
-	N                int
+	// Name is the file's @problemName.
+	Name string
+	// N is the number of series.
+	N int
+	// Length is the (padded) number of steps, Channels the dimensions.
 	Length, Channels int
-	X                []float64
+	// X holds the values, series-major, then time, then channel.
+	X []float64
 	// Observed marks, in X's layout, the values read from the file; nil
 	// when every value is (equal lengths, nothing missing).
 	Observed []bool
 	// Lengths are the series' lengths before padding; nil when every
 	// series is Length long.
 	Lengths []int
-	// Labels index Classes, the labels in the header's @classLabel order.
-	Labels  []int
+	// Labels index Classes.
+	Labels []int
+	// Classes are the class labels in the header's @classLabel order (the
+	// training file's, after AlignClasses).
 	Classes []string
 	// Source names where the set was read from (ReadTS's name), for errors.
 	Source string
