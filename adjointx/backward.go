@@ -109,9 +109,9 @@ type Gradients struct {
 	// T1 is dL/dt_end = a(t_end)ᵀF(t_end, x(t_end)), the derivative with
 	// respect to the last time of the trajectory; T0 = −a(t0)ᵀF(t0, x0).
 	T1, T0 float64
-	// Q holds q_i(t0) (Curvature == Vectors), P holds p_i(t0) (IntegrateP),
-	// keyed like Params.
+	// Q holds q_i(t0) (Curvature == Vectors).
 	Q [][]*tensors.Tensor
+	// P holds p_i(t0) (IntegrateP), keyed like Params.
 	P []map[string]*tensors.Tensor
 	// XBack is x re-integrated back to t0 (a check of the backward solve).
 	XBack []*tensors.Tensor

@@ -129,8 +129,9 @@ func (b *Block) Finalize() {
 // Trajectory is the forward solution at the requested times: all Backward
 // needs besides the cotangents.
 type Trajectory struct {
-	// Ts are the times, Xs[i] the state tuple at Ts[i] (Xs[0] is x0).
+	// Ts are the times.
 	Ts []float64
+	// Xs[i] is the state tuple at Ts[i] (Xs[0] is x0).
 	Xs [][]*tensors.Tensor
 	// Stats of the forward solve.
 	Stats odeint.Stats

@@ -120,7 +120,11 @@ func whenOn(op backends.OpType, ex executor) executor {
 
 // EngineError reports why the engine could not be installed; simplego's
 // own executors then run.
-type EngineError struct{ Cause string }
+type EngineError struct {
+	// Cause says what did not match or failed (a field of simplego's nodes,
+	// a probe, the self-test).
+	Cause string
+}
 
 func (e *EngineError) Error() string { return "kernel engine not installed: " + e.Cause }
 
