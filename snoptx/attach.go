@@ -24,13 +24,15 @@ var logPrintf = log.Printf
 //	if err := snoptx.Attach(loop, opt); err != nil { … }
 //	_, err = loop.RunSteps(ds, steps)
 //
-// with the model's layers built by snoptx.Dense. On refresh steps (every
-// RefreshEvery updates, the first included) the training graph also
-// computes each layer's Kronecker factors (ParamCollectStats); after such a
-// step the eigenbases are refreshed on the host (RefreshFromContext) and
-// precondition the updates from the next step on. Training graphs are
-// rebuilt when a refresh step starts and ends (a few milliseconds per graph
-// on the pure-Go backend, amortised over RefreshEvery steps).
+// with the model's layers built by snoptx.Dense and snoptx.Conv2D. On
+// refresh steps (every RefreshEvery updates, the first included) the
+// training graph also accumulates each layer's Kronecker factors
+// (ParamCollectStats); once the step's update is applied — after all its
+// micro-batches under train.Trainer.AccumulateGradients — the eigenbases are
+// refreshed on the host (RefreshFromContext) and precondition the updates
+// from the next step on. Training graphs are rebuilt when a refresh step
+// starts and ends (a few milliseconds per graph on the pure-Go backend,
+// amortised over RefreshEvery steps).
 //
 // The first refresh lists, once, the trainable variables no layer covers
 // (they take the momentum step); a model with no preconditionable layer

@@ -13,10 +13,11 @@ import (
 )
 
 // ParamCollectStats is the context parameter that, while true when a
-// training graph is built, makes SNOpt's UpdateGraph compute the Kronecker
-// factors of the layers built with Dense into context variables. Attach
+// training graph is built, makes the layers built with Dense and Conv2D add
+// their Kronecker factors to accumulators in the context as the backward
+// pass is built (every micro-batch under gradient accumulation). Attach
 // sets it for the graphs of refresh steps; a user driving train.Trainer by
-// hand may set it too (and call RefreshFromContext after such a step).
+// hand may set it too, and calls RefreshFromContext after the step.
 const ParamCollectStats = "snopt_collect_stats"
 
 // recorded is one preconditionable layer met while building a graph that
