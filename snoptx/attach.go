@@ -47,6 +47,7 @@ func Attach(loop *train.Loop, opt Optimizer) error {
 	}
 	tr := loop.Trainer
 	ctx := tr.Context()
+	o.attached = true
 	// rebuild drops the compiled training graphs so the next step builds them
 	// anew with the current setting; the model's variables exist by then, so
 	// the context must let them be reused (GoMLX's trainer only does so
@@ -110,5 +111,6 @@ func RefreshFromContext(ctx *context.Context, opt Optimizer) error {
 	if !ok {
 		return invalidf("RefreshFromContext takes SNOpt, not %s", opt.Name())
 	}
+	o.attached = true
 	return o.refreshFromContext(ctx.Checked(false))
 }

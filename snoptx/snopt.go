@@ -123,6 +123,9 @@ type snopt struct {
 	blocks map[string]*block // by weight variable ScopeAndName
 	// reported is set once the variables without a block have been listed.
 	reported bool
+	// attached is set by Attach and RefreshFromContext: something refreshes
+	// the curvature; warnedStale once the lack of it has been reported.
+	attached, warnedStale bool
 }
 
 func (o *snopt) Name() string { return "snopt" }
@@ -307,6 +310,11 @@ func (o *snopt) checkAttached(ctx *context.Context, g *Graph) {
 	}
 	o.restoreBlocks(ctx, names)
 	if len(o.blocks) > 0 {
+		if !o.attached && !o.warnedStale {
+			o.warnedStale = true
+			logf("snoptx: SNOpt resumed %d layers' eigenbases from the checkpoint but nothing refreshes them: "+
+				"call snoptx.Attach(loop, opt) after train.NewLoop, or the curvature stays as saved", len(o.blocks))
+		}
 		return
 	}
 	panic(invalidf("SNOpt has no curvature to precondition with, and nothing collects any: call snoptx.Attach(loop, opt) " +

@@ -217,3 +217,37 @@ func TestTwoTrainersSideBySide(t *testing.T) {
 		assert.Equal(t, alone[i], twoLayerWeights(ctxs[i]), "trainer %d", i)
 	}
 }
+
+// TestResumeWithoutAttachWarns: a SNOpt resumed from a checkpoint without
+// Attach preconditions with the saved eigenbases and says, once, that
+// nothing will refresh them.
+func TestResumeWithoutAttachWarns(t *testing.T) {
+	data := fixedData{x: [][]float64{{1, 2, 3, 4}, {0, 1, 0, 1}}, y: [][]float64{{0, 1}, {1, 0}}}
+	var logged []string
+	logf = func(format string, args ...any) { logged = append(logged, fmt.Sprintf(format, args...)) }
+	defer func() { logf = logPrintf }()
+	dir := filepath.Join(t.TempDir(), "ckpt")
+	ctx := context.New()
+	h, err := checkpoints.Build(ctx).Dir(dir).Done()
+	require.NoError(t, err)
+	opt, err := SNOpt().RefreshEvery(2).Done()
+	require.NoError(t, err)
+	loop := train.NewLoop(train.NewTrainer(testutil.Backend(), ctx, twoLayer, losses.MeanSquaredError, opt, nil, nil))
+	require.NoError(t, Attach(loop, opt))
+	_, err = loop.RunSteps(data, 3)
+	require.NoError(t, err)
+	require.NoError(t, h.Save())
+
+	ctx2 := context.New()
+	_, err = checkpoints.Build(ctx2).Dir(dir).Done()
+	require.NoError(t, err)
+	ctx2 = ctx2.Reuse()
+	ctx2.SetParam(ParamCollectStats, false)
+	opt2, err := SNOpt().RefreshEvery(2).Done()
+	require.NoError(t, err)
+	loop2 := train.NewLoop(train.NewTrainer(testutil.Backend(), ctx2, twoLayer, losses.MeanSquaredError, opt2, nil, nil))
+	_, err = loop2.RunSteps(data, 2)
+	require.NoError(t, err)
+	require.Len(t, logged, 1)
+	assert.Contains(t, logged[0], "nothing refreshes them")
+}
