@@ -51,6 +51,9 @@ func ReadCIFAR10(r io.Reader, name string) (*Images, error) {
 		if im.N == cifarMaxRecords {
 			return nil, fmt.Errorf("%w: %s: more than %d records", ErrFormat, name, cifarMaxRecords)
 		}
+		if err := CheckDeclared(fmt.Sprintf("%s: record %d", name, im.N), uint64(im.N+1)*3*cifarPixels); err != nil {
+			return nil, err
+		}
 		im.Labels = append(im.Labels, int(rec[0]))
 		planes := rec[1:]
 		for p := range cifarPixels {

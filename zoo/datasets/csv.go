@@ -24,6 +24,9 @@ func ReadMatrixCSV(r io.Reader, name string) (*Matrix, error) {
 	for s.Scan() {
 		line++
 		text := strings.TrimSpace(s.Text())
+		if line == 1 {
+			text = strings.TrimPrefix(text, bom)
+		}
 		if text == "" || strings.HasPrefix(text, "#") {
 			continue
 		}
@@ -35,6 +38,9 @@ func ReadMatrixCSV(r io.Reader, name string) (*Matrix, error) {
 		}
 		if (m.Rows+1)*m.Cols > maxMatrixValues {
 			return nil, fmt.Errorf("%w: %s:%d: more than %d values", ErrFormat, name, line, maxMatrixValues)
+		}
+		if err := CheckDeclared(fmt.Sprintf("%s:%d (%d rows of %d float64 values)", name, line, m.Rows+1, m.Cols), 8*uint64(m.Rows+1)*uint64(m.Cols)); err != nil {
+			return nil, err
 		}
 		for j, f := range fields {
 			v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)

@@ -98,6 +98,9 @@ func (ts *TimeSeries) SeriesLength(i int) int {
 	return ts.Lengths[i]
 }
 
+// bom is the UTF-8 byte-order mark that may open a text file.
+const bom = "\ufeff"
+
 // maxTSValues bounds the values a .ts file may hold (2²⁸ float64 = 2 GiB).
 const maxTSValues = 1 << 28
 
@@ -133,6 +136,9 @@ func ReadTS(r io.Reader, name string) (*TimeSeries, error) {
 	for s.Scan() {
 		p.line++
 		text := strings.TrimSpace(s.Text())
+		if p.line == 1 {
+			text = strings.TrimSpace(strings.TrimPrefix(text, bom)) // a UTF-8 byte-order mark, as some editors write
+		}
 		if text == "" || strings.HasPrefix(text, "#") {
 			continue
 		}
@@ -324,6 +330,9 @@ func (p *tsParser) dataLine(text string) error {
 	if p.values > maxTSValues {
 		return p.errf("more than %d values", maxTSValues)
 	}
+	if err := CheckDeclared(fmt.Sprintf("%s:%d (%d float64 values so far)", p.name, p.line, p.values), 8*uint64(p.values)); err != nil {
+		return err
+	}
 	flat := make([]float64, n*p.dims)
 	for d := range values {
 		copy(flat[d*n:], values[d])
@@ -348,6 +357,10 @@ func (p *tsParser) finish() error {
 	if uint64(p.ts.N)*uint64(longest)*uint64(p.dims) > maxTSValues {
 		return p.errf("padding %d series to the longest (%d steps, %d channels) needs more than %d values",
 			p.ts.N, longest, p.dims, maxTSValues)
+	}
+	if err := CheckDeclared(fmt.Sprintf("%s: %d series padded to %d steps of %d channels", p.name, p.ts.N, longest, p.dims),
+		8*uint64(p.ts.N)*uint64(longest)*uint64(p.dims)); err != nil {
+		return err
 	}
 	p.ts.Length, p.ts.Channels = longest, p.dims
 	p.ts.X = make([]float64, p.ts.N*longest*p.dims)

@@ -189,3 +189,31 @@ func TestStandardizeNearFloatLimits(t *testing.T) {
 	require.NoError(t, err)
 	assert.InDeltaSlice(t, []float64{-1, 1}, ts.X, 1e-12)
 }
+
+// TestReadTSByteOrderMark: a file opening with a UTF-8 byte-order mark reads
+// as without it.
+func TestReadTSByteOrderMark(t *testing.T) {
+	ts, err := ReadTS(strings.NewReader("\ufeff#comment\n@classLabel true a b\n@data\n1,2:a\n3,4:b\n"), "bom.ts")
+	require.NoError(t, err)
+	assert.Equal(t, 2, ts.N)
+	ts, err = ReadTS(strings.NewReader("\ufeff@classLabel true a b\n@data\n1,2:a\n"), "bom2.ts")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"a", "b"}, ts.Classes)
+}
+
+// TestReadersRespectTheCap: the text readers refuse a file whose values
+// would exceed MaxBytes, naming the cap.
+func TestReadersRespectTheCap(t *testing.T) {
+	old := MaxBytes
+	defer func() { MaxBytes = old }()
+	MaxBytes = 100 // 12 float64 values
+	_, err := ReadTS(strings.NewReader("@classLabel true a b\n@data\n1,2,3,4,5,6,7,8:a\n1,2,3,4,5,6,7,8:b\n"), "big.ts")
+	require.ErrorIs(t, err, ErrFormat)
+	assert.Contains(t, err.Error(), "over the 100-byte cap")
+	_, err = ReadMatrixCSV(strings.NewReader("1,2,3,4\n5,6,7,8\n9,10,11,12\n13,14,15,16\n"), "big.csv")
+	require.ErrorIs(t, err, ErrFormat)
+	assert.Contains(t, err.Error(), "over the 100-byte cap")
+	_, err = ReadCIFAR10(bytes.NewReader(make([]byte, cifarRecord)), "big.bin")
+	require.ErrorIs(t, err, ErrFormat)
+	assert.Contains(t, err.Error(), "over the 100-byte cap")
+}
