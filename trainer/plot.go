@@ -5,7 +5,6 @@ import (
 	"image/color"
 	"math"
 	"strconv"
-	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -42,8 +41,7 @@ func PlotCurves(runs []*Result, series Series, bySeconds bool, title, yLabel, pa
 	if bySeconds {
 		p.X.Label.Text = "wall-clock seconds (training)"
 	}
-	// Rising curves (accuracy) end at the top right: put the legend below them.
-	p.Legend.Top = !(series == EvalMetric && strings.Contains(yLabel, "accuracy"))
+	var all plotter.XYs
 	for i, r := range runs {
 		var pts plotter.XYs
 		window := max(1, len(r.Records)/100)
@@ -84,11 +82,69 @@ func PlotCurves(runs []*Result, series Series, bySeconds bool, title, yLabel, pa
 		line.Width = vg.Points(1.5)
 		p.Add(line)
 		p.Legend.Add(r.Label, line)
+		all = append(all, pts...)
 	}
+	placeLegend(p, all, len(runs))
 	if err := p.Save(7*vg.Inch, 4.5*vg.Inch, path); err != nil {
 		return fmt.Errorf("trainer: plot %s: %w", path, err)
 	}
 	return nil
+}
+
+// placeLegend puts the legend in the corner of the data area that the
+// curves cross least: each corner box (the legend's size, estimated from the
+// number of entries) is scored by the points inside it, and by the segments
+// between consecutive points that cross it, on the axes' ranges.
+func placeLegend(p *plot.Plot, pts plotter.XYs, entries int) {
+	if len(pts) == 0 {
+		return
+	}
+	xmin, xmax, ymin, ymax := plotter.XYRange(pts)
+	if xmax == xmin {
+		xmax = xmin + 1
+	}
+	if ymax == ymin {
+		ymax = ymin + 1
+	}
+	// The legend covers about 35 % of the width and 7 % of the height per entry.
+	w, h := 0.35, math.Min(0.9, 0.07*float64(max(entries, 1))+0.03)
+	type corner struct {
+		top, left bool
+		score     int
+	}
+	corners := []corner{{top: true}, {top: true, left: true}, {}, {left: true}}
+	for i := range corners {
+		c := &corners[i]
+		x0, y0 := 1-w, 1-h
+		if c.left {
+			x0 = 0
+		}
+		if !c.top {
+			y0 = 0
+		}
+		inside := func(x, y float64) bool {
+			return x >= x0 && x <= x0+w && y >= y0 && y <= y0+h
+		}
+		for j, q := range pts {
+			x, y := (q.X-xmin)/(xmax-xmin), (q.Y-ymin)/(ymax-ymin)
+			if inside(x, y) {
+				c.score++
+			}
+			if j > 0 { // the midpoint of a segment: lines crossing the box count too
+				pq := pts[j-1]
+				if inside(((pq.X+q.X)/2-xmin)/(xmax-xmin), ((pq.Y+q.Y)/2-ymin)/(ymax-ymin)) {
+					c.score++
+				}
+			}
+		}
+	}
+	best := corners[0]
+	for _, c := range corners[1:] {
+		if c.score < best.score {
+			best = c
+		}
+	}
+	p.Legend.Top, p.Legend.Left = best.top, best.left
 }
 
 // exactTicks places ticks where gonum's DefaultTicks does and labels each

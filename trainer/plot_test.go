@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
 )
 
 // TestTickLabelsReadAsTheirValues: every labelled tick's text parses back
@@ -35,4 +36,29 @@ func TestTickLabelsReadAsTheirValues(t *testing.T) {
 	for i := range def {
 		assert.Equal(t, def[i].Value, got[i].Value)
 	}
+}
+
+// TestLegendGoesWhereTheCurvesAreNot: a saturating rising curve leaves the
+// bottom right free, a decaying one the top right; the legend goes there.
+func TestLegendGoesWhereTheCurvesAreNot(t *testing.T) {
+	curve := func(f func(x float64) float64) plotter.XYs {
+		var pts plotter.XYs
+		for i := range 101 {
+			x := float64(i) / 10
+			pts = append(pts, plotter.XY{X: x, Y: f(x)})
+		}
+		return pts
+	}
+	p := plot.New()
+	placeLegend(p, curve(func(x float64) float64 { return 1 - math.Exp(-x) }), 3)
+	assert.False(t, p.Legend.Top, "rising: bottom")
+	assert.False(t, p.Legend.Left, "rising: right")
+	p = plot.New()
+	placeLegend(p, curve(func(x float64) float64 { return math.Exp(-x) }), 3)
+	assert.True(t, p.Legend.Top, "decaying: top")
+	assert.False(t, p.Legend.Left, "decaying: right")
+	p = plot.New()
+	placeLegend(p, curve(func(x float64) float64 { return math.Exp(x / 3) }), 2)
+	assert.True(t, p.Legend.Top, "growing: top")
+	assert.True(t, p.Legend.Left, "growing: left")
 }

@@ -3,6 +3,7 @@ package trainer
 import (
 	"errors"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -140,4 +141,29 @@ func TestProgressWithoutATerminalWritesLines(t *testing.T) {
 	_, err = Run(m, st, next, nil, Config{Iterations: 3, Progress: true, Label: "sgd", Out: &out})
 	require.NoError(t, err)
 	assert.Equal(t, 1, strings.Count(out.String(), "trainer: sgd iteration"), "only the final line")
+}
+
+// TestEvalSecondsSpacesEvaluationsInTime: with EvalSeconds, evaluations
+// fall whenever that much training time has passed since the last one
+// (here every fourth iteration: each iteration takes a quarter second of
+// the fake clock), besides the final one.
+func TestEvalSecondsSpacesEvaluationsInTime(t *testing.T) {
+	now := time.Unix(0, 0)
+	clock = func() time.Time { now = now.Add(250 * time.Millisecond); return now }
+	defer func() { clock = time.Now }()
+	m, st := setup(t, 0)
+	evals := 0
+	res, err := Run(m, st, next, func() (float64, float64, error) { evals++; return 0, 0, nil },
+		Config{Iterations: 9, EvalSeconds: 1.0, Out: io.Discard})
+	require.NoError(t, err)
+	var at []int
+	for _, r := range res.Records {
+		if !math.IsNaN(r.EvalMet) {
+			at = append(at, r.Iter)
+		}
+	}
+	assert.Equal(t, []int{4, 8, 9}, at)
+	assert.Equal(t, 3, evals)
+	_, err = Run(m, st, next, nil, Config{Iterations: 1, EvalSeconds: math.NaN()})
+	assert.ErrorIs(t, err, ErrInvalid)
 }

@@ -155,6 +155,11 @@ type Config struct {
 	Budget time.Duration
 	// EvalEvery evaluates every this many iterations (and at the end).
 	EvalEvery int
+	// EvalSeconds, when > 0, also evaluates whenever this much training
+	// time has passed since the last evaluation: evenly spaced points on a
+	// curve against wall-clock when the run has a time budget. Evaluation
+	// changes no state, so resumes stay bit-identical in the iterates.
+	EvalSeconds float64
 	// CSV is the path of the per-iteration log. A fresh run truncates it;
 	// a resumed one keeps its rows up to the checkpoint's iteration (the
 	// rows a killed run wrote after its last checkpoint are replaced by
@@ -240,6 +245,9 @@ func solverBroke(err error) bool {
 	return errors.Is(err, odeint.ErrNonFinite) || errors.Is(err, odeint.ErrStepUnderflow) || errors.Is(err, odeint.ErrMaxSteps)
 }
 
+// clock times the iterations (a variable for tests).
+var clock = time.Now
+
 // progressEvery is the interval of Progress's lines when Out is not a terminal.
 var progressEvery = 30 * time.Second
 
@@ -270,7 +278,7 @@ func Run[B any](m Model[B], st Updater, next func() (B, error), eval Evaluator, 
 	if cfg.Iterations <= 0 && cfg.Budget <= 0 {
 		return nil, fmt.Errorf("%w: set Iterations or Budget", ErrInvalid)
 	}
-	if cfg.Iterations < 0 || cfg.Budget < 0 || cfg.EvalEvery < 0 || cfg.CheckpointEvery < 0 {
+	if cfg.Iterations < 0 || cfg.Budget < 0 || cfg.EvalEvery < 0 || cfg.CheckpointEvery < 0 || !(cfg.EvalSeconds >= 0) {
 		return nil, fmt.Errorf("%w: negative Iterations, Budget, EvalEvery or CheckpointEvery", ErrInvalid)
 	}
 	for name, s := range cfg.State {
@@ -337,6 +345,7 @@ func Run[B any](m Model[B], st Updater, next func() (B, error), eval Evaluator, 
 		}
 	}
 	savedAt := -1 // the iteration of the last checkpoint this call wrote
+	lastEval := res.Seconds
 	for !done() {
 		if stopped() {
 			stop := &StoppedError{Label: cfg.Label, Iteration: res.Iterations}
@@ -359,7 +368,7 @@ func Run[B any](m Model[B], st Updater, next func() (B, error), eval Evaluator, 
 		if err != nil {
 			return res, fmt.Errorf("trainer: %s batch for iteration %d: %w", cfg.Label, iter, err)
 		}
-		start := time.Now()
+		start := clock()
 		stats := st.NeedsStats()
 		step, err := m.Step(b, stats)
 		if err != nil {
@@ -391,7 +400,7 @@ func Run[B any](m Model[B], st Updater, next func() (B, error), eval Evaluator, 
 				return res, err
 			}
 		}
-		elapsed := time.Since(start).Seconds()
+		elapsed := clock().Sub(start).Seconds()
 		res.Seconds += elapsed
 		res.Iterations++
 		rec := Record{Iter: res.Iterations, Seconds: res.Seconds, StepSeconds: elapsed, Loss: step.Loss,
@@ -401,7 +410,9 @@ func Run[B any](m Model[B], st Updater, next func() (B, error), eval Evaluator, 
 			rec.T1, rec.DLdT1 = r.T1(), step.DLdT1
 		}
 		last := done()
-		if eval != nil && ((cfg.EvalEvery > 0 && res.Iterations%cfg.EvalEvery == 0) || last) {
+		timed := cfg.EvalSeconds > 0 && res.Seconds-lastEval >= cfg.EvalSeconds
+		if eval != nil && ((cfg.EvalEvery > 0 && res.Iterations%cfg.EvalEvery == 0) || last || timed) {
+			lastEval = res.Seconds
 			if rec.EvalLoss, rec.EvalMet, err = eval(); err != nil {
 				return res, fmt.Errorf("trainer: evaluation at iteration %d: %w", res.Iterations, err)
 			}

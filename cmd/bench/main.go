@@ -85,6 +85,10 @@ type options struct {
 	// MemoryCheck refuses a configuration whose memory estimate exceeds
 	// the machine's memory.
 	MemoryCheck bool `json:"memory_check"`
+	// EvalSeconds evaluates whenever this much training time has passed
+	// since the last evaluation (budgeted runs without -eval-every: a
+	// thirtieth of the budget), besides every EvalEvery iterations.
+	EvalSeconds float64 `json:"eval_seconds"`
 }
 
 // dataSeed is the seed of the stand-in data sets.
@@ -106,6 +110,10 @@ var knownOptimizers = []string{"adam", "sgd", "snopt"}
 
 // knownProblems are the problems the bench trains.
 var knownProblems = []string{"mnist", "fashion", "cifar10", "svhn", "circle", "spoad", "artwr", "chart", "uea", "gas", "miniboone"}
+
+// evalPointsPerBudget is how many evaluations a budgeted run makes without
+// -eval-every (time-based; see options.EvalSeconds).
+const evalPointsPerBudget = 30
 
 // defaultStatsBatch is the image problems' -stats-batch.
 const defaultStatsBatch = 32
@@ -260,7 +268,7 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 	fs.IntVar(&o.Width, "width", 16, "channels of the image model (the paper's 64 for GPU); for gas and miniboone, when given, every hidden width of the field (default: the paper's 160 and 860)")
 	fs.IntVar(&o.TrainSize, "train-size", 0, "use only the first N training samples (0: all)")
 	fs.IntVar(&o.EvalSize, "eval-size", 2000, "test samples for the periodic evaluations (the final one uses all)")
-	fs.IntVar(&o.EvalEvery, "eval-every", 50, "evaluate every N iterations (0: only at the end)")
+	fs.IntVar(&o.EvalEvery, "eval-every", 50, "evaluate every N iterations (0: only at the end); with -budget and without this flag, also about 30 times evenly spaced in training time")
 	fs.IntVar(&o.CheckpointEvery, "checkpoint-every", 50, "write a checkpoint every N iterations (and at the end)")
 	fs.StringVar(&o.Out, "out", "bench-out", "output folder (CSV logs, checkpoints, PNG curves, tables)")
 	fs.Uint64Var(&o.Seed, "seed", 1, "random seed")
@@ -332,6 +340,10 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 		// A quarter of the default batch: a refresh then costs about 2× a
 		// plain iteration instead of 4.7× (docs/benchmarks.md).
 		o.StatsBatch = defaultStatsBatch
+	}
+	if o.Budget > 0 && !set["eval-every"] {
+		// Curves against wall-clock get about 30 evenly spaced points.
+		o.EvalSeconds = o.Budget.Seconds() / evalPointsPerBudget
 	}
 	if md.table3 && !set["optimizers"] {
 		// Table 3 pairs the feedback policy with SNOpt, as the paper's

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"image/color"
 	"math"
 	"os"
 	"path/filepath"
@@ -162,4 +163,26 @@ func TestFFJORDResumeIsBitIdentical(t *testing.T) {
 	require.NoError(t, err)
 	require.Less(t, len(rows), 30, "the run was killed before it finished")
 	resumeMatches(t, args(part, "-resume"), log, filepath.Join(full, "gas-snopt.csv"))
+}
+
+// TestCirclesDensityIsNormalisedAndPeaksOnTheCircles: the exact density
+// integrates to 1 over the plane (midpoint rule on a wide box), and is far
+// higher on the circles than at the origin or between them.
+func TestCirclesDensityIsNormalisedAndPeaksOnTheCircles(t *testing.T) {
+	const lo, hi, n = -1.6, 1.6, 160
+	h := (hi - lo) / n
+	total := 0.0
+	for i := range n {
+		for j := range n {
+			total += circlesDensity(lo+(float64(i)+0.5)*h, lo+(float64(j)+0.5)*h) * h * h
+		}
+	}
+	assert.InDelta(t, 1, total, 1e-3)
+	assert.Greater(t, circlesDensity(1, 0), 100*circlesDensity(0, 0))
+	assert.Greater(t, circlesDensity(0, 0.5), 100*circlesDensity(0, 0.75))
+	// Half the mass on each circle: the radial densities at the two radii
+	// differ by the ratio of the circumferences.
+	assert.InDelta(t, 2, circlesDensity(0, 0.5)/circlesDensity(0, 1), 0.02)
+	assert.Equal(t, viridis(0), color.RGBA{68, 1, 84, 255})
+	assert.Equal(t, viridis(1), color.RGBA{253, 231, 37, 255})
 }

@@ -312,7 +312,7 @@ func runWorker(o options, md mode) error {
 	tag := runTag(o, name)
 	csv := filepath.Join(o.Out, tag+".csv")
 	res, err := trainer.Run(p.model, st, p.next, p.eval, trainer.Config{
-		Iterations: o.Iters, Budget: o.Budget, EvalEvery: o.EvalEvery, CSV: csv,
+		Iterations: o.Iters, Budget: o.Budget, EvalEvery: o.EvalEvery, EvalSeconds: o.EvalSeconds, CSV: csv,
 		CheckpointDir: filepath.Join(o.Out, tag+"-ckpt"), CheckpointEvery: o.CheckpointEvery, Resume: o.Resume,
 		Progress: o.Progress, Label: fmt.Sprintf("%s lr=%g", name, lr), Hook: hook,
 		State: state, Settings: o.settings(name, lr, backend.Describe(b)), Stop: stop,
