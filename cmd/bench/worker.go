@@ -317,21 +317,26 @@ func runWorker(o options, md mode) error {
 		Progress: o.Progress, Label: fmt.Sprintf("%s lr=%g", name, lr), Hook: hook,
 		State: state, Settings: o.settings(name, lr, backend.Describe(b)), Stop: stop,
 	})
-	var stopped *trainer.StoppedError
-	if errors.As(err, &stopped) {
+	// A run that ended early (a signal, a divergence) reports what it did,
+	// without a final evaluation.
+	partial := func() workerResult {
 		fmt.Fprintln(os.Stderr, "bench:", err)
-		return writeResult(resultPath, workerResult{Optimizer: name, T1Policy: o.T1Policy, T1Start: o.T1, LR: lr, Backend: backend.Describe(b),
+		return workerResult{Optimizer: name, T1Policy: o.T1Policy, T1Start: o.T1, LR: lr, Backend: backend.Describe(b),
 			Iterations: res.Iterations, Seconds: res.Seconds, SecPerIter: res.Seconds / float64(max(res.Iterations, 1)),
 			PeakRSSMiB: peakRSSMiB(), MetricName: p.model.MetricName(), CSV: csv, FinalLoss: math.NaN(), FinalMetric: math.NaN(),
-			Seed: o.Seed, Data: p.data, Stopped: true})
+			Seed: o.Seed, Data: p.data}
+	}
+	var stopped *trainer.StoppedError
+	if errors.As(err, &stopped) {
+		r := partial()
+		r.Stopped = true
+		return writeResult(resultPath, r)
 	}
 	var div *trainer.DivergedError
 	if errors.As(err, &div) {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		return writeResult(resultPath, workerResult{Optimizer: name, T1Policy: o.T1Policy, T1Start: o.T1, LR: lr, Backend: backend.Describe(b),
-			Iterations: res.Iterations, Seconds: res.Seconds, SecPerIter: res.Seconds / float64(max(res.Iterations, 1)),
-			PeakRSSMiB: peakRSSMiB(), MetricName: p.model.MetricName(), CSV: csv, FinalLoss: math.NaN(), FinalMetric: math.NaN(),
-			DivergedAt: div.Iteration, Divergence: div.Cause})
+		r := partial()
+		r.DivergedAt, r.Divergence = div.Iteration, div.Cause
+		return writeResult(resultPath, r)
 	}
 	if err != nil {
 		return err
