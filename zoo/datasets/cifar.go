@@ -23,7 +23,15 @@ const (
 
 // ReadCIFAR10File reads one file of CIFAR-10's binary version (see
 // ReadCIFAR10); errors name the file.
-func ReadCIFAR10File(path string) (*Images, error) { return readFile(path, ReadCIFAR10) }
+// The pixels' buffer is sized from the file's length (within the cap), so
+// reading costs the pixels once.
+func ReadCIFAR10File(path string) (*Images, error) {
+	records := 0
+	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() {
+		records = int(min(st.Size()/cifarRecord, cifarMaxRecords))
+	}
+	return readFile(path, func(r io.Reader, name string) (*Images, error) { return readCIFAR10(r, name, records) })
+}
 
 // ReadCIFAR10 parses a file of CIFAR-10's "binary version"
 // (data_batch_1.bin … data_batch_5.bin, test_batch.bin): records of one label
@@ -31,8 +39,16 @@ func ReadCIFAR10File(path string) (*Images, error) { return readFile(path, ReadC
 // first). Pixels become channels-last [32, 32, 3] values in [0, 1]. An empty
 // file, a truncated record or a label above 9 is ErrFormat naming the file
 // and the record.
-func ReadCIFAR10(r io.Reader, name string) (*Images, error) {
+func ReadCIFAR10(r io.Reader, name string) (*Images, error) { return readCIFAR10(r, name, 0) }
+
+// readCIFAR10 is ReadCIFAR10 with room for the given number of records
+// reserved up front (0: grow as they come).
+func readCIFAR10(r io.Reader, name string, records int) (*Images, error) {
 	im := &Images{H: cifarSide, W: cifarSide, C: 3, Classes: cifarClasses}
+	if records > 0 && CheckDeclared(name, uint64(records)*3*cifarPixels) == nil {
+		im.Bytes = make([]uint8, 0, records*3*cifarPixels)
+		im.Labels = make([]int, 0, records)
+	}
 	rec := make([]byte, cifarRecord)
 	for {
 		n, err := io.ReadFull(r, rec)
