@@ -376,7 +376,10 @@ func runSweep(o options) error {
 			if lr < lo || lr > hi {
 				continue
 			}
-			r, err := spawn(o, name, lr, fmt.Sprintf("sweep-%s-%s-%g", o.Problem, name, lr))
+			tag := fmt.Sprintf("sweep-%s-%s-%g", o.Problem, name, lr)
+			ro := o
+			ro.RunTag = tag // each rate its own log and checkpoints, so -resume continues each
+			r, err := spawn(ro, name, lr, tag)
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "bench: sweep %s lr %g failed: %v\n", name, lr, err)
 				fmt.Fprintf(&b, "| %s | %g | failed | – | – |\n", name, lr)

@@ -85,6 +85,9 @@ type options struct {
 	// MemoryCheck refuses a configuration whose memory estimate exceeds
 	// the machine's memory.
 	MemoryCheck bool `json:"memory_check"`
+	// RunTag, when set, names the run's log and checkpoint folder instead of
+	// runTag's name (a sweep gives each learning rate its own).
+	RunTag string `json:"run_tag"`
 	// EvalSeconds evaluates whenever this much training time has passed
 	// since the last evaluation (budgeted runs without -eval-every: a
 	// thirtieth of the budget), besides every EvalEvery iterations.

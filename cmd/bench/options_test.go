@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/snopt-go/snopt/trainer"
 )
 
 // TestEveryOptionReachesTheWorker: every field of options, set to a value
@@ -119,4 +121,26 @@ func TestUEAProblemRunsAnyArchiveSet(t *testing.T) {
 	ueaFixture(t, data, "Other")
 	_, _, err := parseArgs([]string{"-problem", "uea", "-data", data, "-iters", "1"}, &bytes.Buffer{})
 	require.ErrorContains(t, err, "holds 2 data sets (Other, Tiny): choose one with -uea-name")
+}
+
+// TestSweepKeepsEachRatesLog: every learning rate of a sweep gets its own
+// log and checkpoint folder (one rate's run no longer replaces another's).
+func TestSweepKeepsEachRatesLog(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the bench")
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	var stdout, stderr bytes.Buffer
+	cmd := bench(t, "-problem", "circle", "-sweep", "-iters", "3", "-grid", "0.01,0.03", "-optimizers", "adam",
+		"-batch", "16", "-eval-size", "16", "-final-size", "32", "-progress=false", "-out", out)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Run(), stderr.String())
+	for _, lr := range []string{"0.01", "0.03"} {
+		recs, err := trainer.ReadCSV(filepath.Join(out, "sweep-circle-adam-"+lr+".csv"))
+		require.NoError(t, err, lr)
+		assert.Len(t, recs, 3, lr)
+		_, err = os.Stat(filepath.Join(out, "sweep-circle-adam-"+lr+"-ckpt", "LATEST"))
+		assert.NoError(t, err, lr)
+	}
+	assert.NotContains(t, stderr.String(), "removed the earlier checkpoints")
 }

@@ -310,6 +310,9 @@ func runWorker(o options, md mode) error {
 		state["t1"] = policy
 	}
 	tag := runTag(o, name)
+	if o.RunTag != "" {
+		tag = o.RunTag
+	}
 	csv := filepath.Join(o.Out, tag+".csv")
 	res, err := trainer.Run(p.model, st, p.next, p.eval, trainer.Config{
 		Iterations: o.Iters, Budget: o.Budget, EvalEvery: o.EvalEvery, EvalSeconds: o.EvalSeconds, CSV: csv,
