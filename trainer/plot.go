@@ -1,14 +1,18 @@
 package trainer
 
 import (
+	"errors"
 	"fmt"
 	"image/color"
 	"math"
+	"os"
 	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 )
 
 // palette colours the runs of one figure.
@@ -180,4 +184,24 @@ func (exactTicks) Ticks(min, max float64) []plot.Tick {
 		}
 	}
 	return ticks
+}
+
+// SaveSideBySide draws plots in one row, their data areas aligned, on a
+// width × height canvas, and saves it as a PNG at path.
+func SaveSideBySide(plots []*plot.Plot, width, height vg.Length, path string) error {
+	img := vgimg.New(width, height)
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: 1, Cols: len(plots), PadX: vg.Millimeter * 4}
+	canvases := plot.Align([][]*plot.Plot{plots}, tiles, dc)
+	for i, p := range plots {
+		p.Draw(canvases[0][i])
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("trainer: plot: %w", err)
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		return errors.Join(fmt.Errorf("trainer: plot %s: %w", path, err), f.Close())
+	}
+	return f.Close()
 }

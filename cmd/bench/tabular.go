@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -16,8 +15,6 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
 
 	"github.com/snopt-go/snopt/trainer"
 	"github.com/snopt-go/snopt/zoo"
@@ -222,22 +219,7 @@ func plotSamples(test *datasets.Matrix, samples *tensors.Tensor, n int, title, p
 			ax(p).Min, ax(p).Max = lo, hi
 		}
 	}
-	const w, h = 12 * vg.Inch, 5.5 * vg.Inch
-	img := vgimg.New(w, h)
-	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Millimeter * 4}
-	canvases := plot.Align([][]*plot.Plot{panels}, tiles, dc)
-	for i, p := range panels {
-		p.Draw(canvases[0][i])
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		return errors.Join(err, f.Close())
-	}
-	return f.Close()
+	return trainer.SaveSideBySide(panels, 12*vg.Inch, 5.5*vg.Inch, path)
 }
 
 // densityGrid is a model's density on a square grid (plotter.GridXYZ).
@@ -292,10 +274,8 @@ func plotCircleDensity(m *zoo.CNF, path string) error {
 	for i := range truth {
 		top = math.Max(top, math.Max(truth[i], model[i]))
 	}
-	img := vgimg.New(12*vg.Inch, 6*vg.Inch)
-	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Millimeter * 6}
-	for i, panel := range []struct {
+	var panels []*plot.Plot
+	for _, panel := range []struct {
 		title string
 		z     []float64
 	}{{"true density (two circles, σ = 0.06)", truth}, {"model density", model}} {
@@ -304,17 +284,9 @@ func plotCircleDensity(m *zoo.CNF, path string) error {
 		p.X.Label.Text, p.Y.Label.Text = "x0", "x1"
 		p.Add(plotter.NewImage(densityImage(g.n, panel.z, top), g.lo, g.lo, g.hi, g.hi))
 		p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = g.lo, g.hi, g.lo, g.hi
-		p.Draw(tiles.At(dc, i, 0))
+		panels = append(panels, p)
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		_ = f.Close()
-		return err
-	}
-	return f.Close()
+	return trainer.SaveSideBySide(panels, 12*vg.Inch, 6*vg.Inch, path)
 }
 
 // circlesDensity is the exact density of zoo.Circles at (x, y): half the

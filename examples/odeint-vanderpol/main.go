@@ -29,11 +29,10 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
 
 	"github.com/snopt-go/snopt/backend"
 	"github.com/snopt-go/snopt/odeint"
+	"github.com/snopt-go/snopt/trainer"
 )
 
 // config is the command line.
@@ -158,19 +157,5 @@ func plotSolution(sol *odeint.Solution, ts []float64, path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	img := vgimg.New(12*vg.Inch, 4.5*vg.Inch)
-	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Millimeter * 4}
-	for i, p := range []*plot.Plot{left, right} {
-		p.Draw(tiles.At(dc, i, 0))
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		_ = f.Close()
-		return err
-	}
-	return f.Close()
+	return trainer.SaveSideBySide([]*plot.Plot{left, right}, 12*vg.Inch, 4.5*vg.Inch, path)
 }
