@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/gomlx/gomlx/pkg/core/tensors"
+	"github.com/gomlx/gomlx/pkg/ml/train"
 )
 
 // ErrInvalid reports a bad argument to a model or data constructor.
@@ -164,4 +165,23 @@ func batchesInOrder(n, size int, gather func(idx []int) (*Batch, error)) ([]*Bat
 		out = append(out, b)
 	}
 	return out, nil
+}
+
+// Dataset adapts b to GoMLX's train.Dataset for classification: each Yield
+// is b.Next()'s inputs and its labels as int32 [B, 1], the shape GoMLX's
+// sparse cross-entropy losses take. Reset does nothing: the batcher's
+// epochs never end.
+func (b *Batcher) Dataset(name string) train.Dataset { return &gomlxDataset{name: name, b: b} }
+
+type gomlxDataset struct {
+	name string
+	b    *Batcher
+}
+
+func (d *gomlxDataset) Name() string { return d.name }
+func (d *gomlxDataset) Reset()       {}
+func (d *gomlxDataset) Yield() (any, []*tensors.Tensor, []*tensors.Tensor, error) {
+	batch := d.b.Next()
+	labels := tensors.FromFlatDataAndDimensions(tensors.MustCopyFlatData[int32](batch.Labels), batch.Size, 1)
+	return nil, []*tensors.Tensor{batch.X}, []*tensors.Tensor{labels}, nil
 }

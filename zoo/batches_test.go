@@ -100,3 +100,22 @@ func FuzzBatcherUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+// TestBatcherDatasetYieldsItsBatches: the GoMLX dataset of a batcher yields
+// the batcher's next batch, labels reshaped to [B, 1].
+func TestBatcherDatasetYieldsItsBatches(t *testing.T) {
+	a, err := NewImageBatcher(tinyImages(10), 4, 3)
+	require.NoError(t, err)
+	b, err := NewImageBatcher(tinyImages(10), 4, 3)
+	require.NoError(t, err)
+	ds := a.Dataset("tiny")
+	assert.Equal(t, "tiny", ds.Name())
+	for range 3 {
+		_, in, labels, err := ds.Yield()
+		require.NoError(t, err)
+		want := b.Next()
+		assert.Equal(t, firstPixels(want), firstPixels(&Batch{X: in[0], Size: want.Size}))
+		assert.Equal(t, []int{want.Size, 1}, labels[0].Shape().Dimensions)
+		assert.Equal(t, tensors.MustCopyFlatData[int32](want.Labels), tensors.MustCopyFlatData[int32](labels[0]))
+	}
+}

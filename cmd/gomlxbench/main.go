@@ -139,18 +139,6 @@ func model(kind string) train.ModelFn {
 	}
 }
 
-// dataset yields MNIST batches from a seeded batcher (the same order for
-// every optimizer) as train.Dataset.
-type dataset struct{ b *zoo.Batcher }
-
-func (d *dataset) Name() string { return "mnist" }
-func (d *dataset) Reset()       {}
-func (d *dataset) Yield() (any, []*tensors.Tensor, []*tensors.Tensor, error) {
-	batch := d.b.Next()
-	labels := tensors.FromFlatDataAndDimensions(tensors.MustCopyFlatData[int32](batch.Labels), batch.Size, 1)
-	return nil, []*tensors.Tensor{batch.X}, []*tensors.Tensor{labels}, nil
-}
-
 // result is one optimizer's run.
 type result struct {
 	name                 string
@@ -230,7 +218,7 @@ func runOne(b backends.Backend, o options, name string, trainSet *zoo.Images, ev
 	if err != nil {
 		return nil, err
 	}
-	ds := &dataset{b: batches}
+	ds := batches.Dataset("mnist") // the same batches, in the same order, for both optimizers
 	eval := evaluator(b, ctx, o.model, evalBatches)
 	trained := 0.0
 	for trained < o.budget.Seconds() {

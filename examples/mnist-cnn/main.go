@@ -77,18 +77,6 @@ func cnn(ctx *context.Context, _ any, inputs []*Node) []*Node {
 	return []*Node{snoptx.Dense(ctx.In("fc"), ReduceMean(x, 1, 2), true, 10)} // logits [B, 10]
 }
 
-// dataset is train.Dataset over a seeded batcher: the same batches, in the
-// same order, for both optimizers.
-type dataset struct{ b *zoo.Batcher }
-
-func (d *dataset) Name() string { return "mnist" }
-func (d *dataset) Reset()       {}
-func (d *dataset) Yield() (any, []*tensors.Tensor, []*tensors.Tensor, error) {
-	batch := d.b.Next()
-	labels := tensors.FromFlatDataAndDimensions(tensors.MustCopyFlatData[int32](batch.Labels), batch.Size, 1)
-	return nil, []*tensors.Tensor{batch.X}, []*tensors.Tensor{labels}, nil
-}
-
 // outcome is one optimizer's run: its log (test accuracy at evaluations).
 type outcome struct {
 	name     string
@@ -148,7 +136,7 @@ func run(c config, w io.Writer) ([]*outcome, error) {
 		if err != nil {
 			return nil, err
 		}
-		ds := &dataset{b: batches}
+		ds := batches.Dataset("mnist") // the same batches, in the same order, for both optimizers
 		accuracy := evaluator(b, ctx, evalBatches)
 		trained := 0.0
 		for trained < c.budget.Seconds() {
