@@ -92,16 +92,14 @@ func TestTabularData(t *testing.T) {
 }
 
 // TestImageProblemsNeedTheirFiles: CIFAR-10 and SVHN cannot be downloaded
-// here; without their files the command line is refused, naming what is
-// missing, instead of falling back to something else.
+// here; a -data folder without their files is refused, naming what is
+// missing, and without -data they run on their stand-ins.
 func TestImageProblemsNeedTheirFiles(t *testing.T) {
 	dir := t.TempDir()
 	for _, c := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{"-problem", "cifar10", "-iters", "1"}, "cifar-10-batches-bin"},
-		{[]string{"-problem", "svhn", "-iters", "1"}, "train_32x32.mat"},
 		{[]string{"-problem", "cifar10", "-iters", "1", "-data", dir}, "no data_batch_1.bin there"},
 		{[]string{"-problem", "svhn", "-iters", "1", "-data", dir}, "no train_32x32.mat there"},
 	} {
@@ -109,6 +107,27 @@ func TestImageProblemsNeedTheirFiles(t *testing.T) {
 		require.Error(t, err, "%v", c.args)
 		assert.Contains(t, err.Error(), c.want, "%v", c.args)
 	}
+	for _, p := range []string{"cifar10", "svhn"} {
+		_, _, err := parseArgs([]string{"-problem", p, "-iters", "1"}, &bytes.Buffer{})
+		assert.NoError(t, err, p)
+	}
+}
+
+// TestImageStandInEndToEnd: without -data, SVHN trains on its stand-in, and
+// the tables say so.
+func TestImageStandInEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the bench")
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	var stdout, stderr bytes.Buffer
+	cmd := bench(t, "-problem", "svhn", "-iters", "2", "-batch", "8", "-width", "3", "-eval-size", "8", "-final-size", "16",
+		"-train-size", "40", "-optimizers", "snopt", "-progress=false", "-out", out)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Run(), stderr.String())
+	assert.Contains(t, stderr.String(), "svhn: 40 training and 16 test images: STAND-IN for SVHN")
+	assert.Contains(t, stdout.String(), "Data: STAND-IN for SVHN")
+	assert.Regexp(t, `\| snopt \| 0.01 \| 2 \|`, stdout.String())
 }
 
 // TestCIFAR10EndToEnd: the bench trains the classifier on CIFAR-10-format

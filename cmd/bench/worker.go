@@ -116,7 +116,7 @@ type problem struct {
 func newProblem(o options, b backends.Backend, ctx *context.Context) (*problem, error) {
 	switch o.Problem {
 	case "mnist", "fashion", "cifar10", "svhn":
-		train, test, err := loadImages(o)
+		train, test, about, err := loadImages(o)
 		if err != nil {
 			return nil, err
 		}
@@ -142,7 +142,7 @@ func newProblem(o options, b backends.Backend, ctx *context.Context) (*problem, 
 			return nil, err
 		}
 		return &problem{model: m, next: func() (*zoo.Batch, error) { return batches.Next(), nil }, stream: batches,
-			eval: meanEval(m, evalSet), final: meanEval(m, fullSet)}, nil
+			eval: meanEval(m, evalSet), final: meanEval(m, fullSet), data: about}, nil
 	case "circle":
 		tol := o.Tol
 		opts := &odeint.Options{Method: odeint.Dopri5, RTol: 1e-6, ATol: 1e-8}
@@ -182,39 +182,60 @@ func newProblem(o options, b backends.Backend, ctx *context.Context) (*problem, 
 // loadImages reads the image problem's training and test sets: MNIST from
 // -data or the GoMNIST module; Fashion-MNIST from -data or Debian's
 // dataset-fashion-mnist; CIFAR-10 (binary version) and SVHN (cropped digits)
-// from -data only, standardised per channel with the training statistics.
-func loadImages(o options) (train, test *datasets.Images, err error) {
+// from -data, or without it their deterministic stand-ins
+// (datasets.ImageStandIn), standardised per channel with the training
+// statistics. about says which data ran ("" for MNIST and Fashion-MNIST).
+func loadImages(o options) (train, test *datasets.Images, about string, err error) {
 	dir := o.Data
 	switch o.Problem {
 	case "mnist":
 		if dir == "" {
 			if dir, err = zoo.MNISTDir(); err != nil {
-				return nil, nil, err
+				return nil, nil, "", err
 			}
 		}
-		return zoo.LoadMNIST(dir)
+		train, test, err = zoo.LoadMNIST(dir)
+		return train, test, "", err
 	case "fashion":
 		if dir == "" {
 			dir = zoo.FashionMNISTDebianDir
 		}
 		if train, test, err = zoo.LoadFashionMNIST(dir); err != nil {
-			return nil, nil, fmt.Errorf("fashion: %w (install Debian's dataset-fashion-mnist, which puts the idx files in %s, or pass -data DIR)",
+			return nil, nil, "", fmt.Errorf("fashion: %w (install Debian's dataset-fashion-mnist, which puts the idx files in %s, or pass -data DIR)",
 				err, zoo.FashionMNISTDebianDir)
 		}
-		return train, test, nil
-	case "cifar10":
-		train, test, err = datasets.LoadCIFAR10(dir)
-	case "svhn":
-		train, test, err = datasets.LoadSVHN(dir)
+		return train, test, "", nil
+	case "cifar10", "svhn":
+		if dir == "" {
+			spec := datasets.ImageSets[o.Problem]
+			// Only the images the run uses are generated: the first
+			// -train-size, and the larger of the evaluation sizes.
+			nTest := max(o.EvalSize, o.FinalSize)
+			if o.FinalSize == 0 {
+				nTest = 0 // the final evaluation uses the whole test set
+			}
+			if train, test, err = datasets.ImageStandIn(spec, o.dataSeed(), o.TrainSize, nTest); err != nil {
+				return nil, nil, "", err
+			}
+			about = fmt.Sprintf("STAND-IN for %s (deterministic synthetic images of its shapes, data seed %d; "+
+				"not the paper's data: pass -data with %s for the real set)", spec.Name, o.dataSeed(), needsData[o.Problem])
+		} else if o.Problem == "cifar10" {
+			train, test, err = datasets.LoadCIFAR10(dir)
+		} else {
+			train, test, err = datasets.LoadSVHN(dir)
+		}
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
-	fmt.Fprintf(os.Stderr, "bench: %s: %d training and %d test images from %s\n", o.Problem, train.N, test.N, dir)
+	if about == "" {
+		about = fmt.Sprintf("%s from %s", o.Problem, dir)
+	}
+	fmt.Fprintf(os.Stderr, "bench: %s: %d training and %d test images: %s\n", o.Problem, train.N, test.N, about)
 	if _, _, err := train.StandardizeChannels(test); err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
-	return train, test, nil
+	return train, test, about, nil
 }
 
 // solverFor is dopri5 at -tol, or at def when -tol is 0.
