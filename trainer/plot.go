@@ -189,12 +189,31 @@ func (exactTicks) Ticks(min, max float64) []plot.Tick {
 // SaveSideBySide draws plots in one row, their data areas aligned, on a
 // width × height canvas, and saves it as a PNG at path.
 func SaveSideBySide(plots []*plot.Plot, width, height vg.Length, path string) error {
+	return SaveGrid([][]*plot.Plot{plots}, width, height, path)
+}
+
+// SaveGrid draws rows of plots, aligned, on one PNG of the given size (a nil
+// plot leaves its cell empty).
+func SaveGrid(rows [][]*plot.Plot, width, height vg.Length, path string) error {
+	cols := 0
+	for _, r := range rows {
+		cols = max(cols, len(r))
+	}
+	grid := make([][]*plot.Plot, len(rows))
+	for i, r := range rows {
+		grid[i] = make([]*plot.Plot, cols)
+		copy(grid[i], r)
+	}
 	img := vgimg.New(width, height)
 	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: 1, Cols: len(plots), PadX: vg.Millimeter * 4}
-	canvases := plot.Align([][]*plot.Plot{plots}, tiles, dc)
-	for i, p := range plots {
-		p.Draw(canvases[0][i])
+	tiles := draw.Tiles{Rows: len(rows), Cols: cols, PadX: vg.Millimeter * 4, PadY: vg.Millimeter * 4}
+	canvases := plot.Align(grid, tiles, dc)
+	for i, r := range grid {
+		for j, p := range r {
+			if p != nil {
+				p.Draw(canvases[i][j])
+			}
+		}
 	}
 	f, err := os.Create(path)
 	if err != nil {

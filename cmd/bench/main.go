@@ -52,22 +52,24 @@ type options struct {
 	LR              lrFlags `json:"lr"`
 	WD              float64 `json:"wd"`
 	RefreshK        int     `json:"refresh"`
-	T1              float64 `json:"t1"`
-	T1Policy        string  `json:"t1_policy"`
-	T1LR            float64 `json:"t1_lr"`
-	T1Reg           float64 `json:"t1_reg"`
-	T1Every         int     `json:"t1_every"`
-	T1Warmup        int     `json:"t1_warmup"`
-	T1Decay         float64 `json:"t1_decay"`
-	T1Curvature     string  `json:"t1_curvature"`
-	T1Recovered     float64 `json:"t1_recovered"`
-	Tol             float64 `json:"tol"`
-	Data            string  `json:"data"`
-	Progress        bool    `json:"progress"`
-	Resume          bool    `json:"resume"`
-	SweepRange      string  `json:"sweep_range"`
-	Grid            string  `json:"grid"`
-	FinalSize       int     `json:"final_size"`
+	// Damping is SNOpt's Tikhonov damping ε (0: the problem's).
+	Damping     float64 `json:"damping"`
+	T1          float64 `json:"t1"`
+	T1Policy    string  `json:"t1_policy"`
+	T1LR        float64 `json:"t1_lr"`
+	T1Reg       float64 `json:"t1_reg"`
+	T1Every     int     `json:"t1_every"`
+	T1Warmup    int     `json:"t1_warmup"`
+	T1Decay     float64 `json:"t1_decay"`
+	T1Curvature string  `json:"t1_curvature"`
+	T1Recovered float64 `json:"t1_recovered"`
+	Tol         float64 `json:"tol"`
+	Data        string  `json:"data"`
+	Progress    bool    `json:"progress"`
+	Resume      bool    `json:"resume"`
+	SweepRange  string  `json:"sweep_range"`
+	Grid        string  `json:"grid"`
+	FinalSize   int     `json:"final_size"`
 	// Seeds runs every optimizer with seeds Seed … Seed+Seeds−1.
 	Seeds int `json:"seeds"`
 	// DataSeed seeds the stand-in data sets; 0 means Seed.
@@ -255,6 +257,11 @@ type mode struct {
 	workerOptions string
 	sweep         bool
 	table3        bool
+	// reproduce names the -reproduce profile; page is where its page goes;
+	// jobs is how many runs go side by side.
+	reproduce string
+	page      string
+	jobs      int
 }
 
 // parseArgs parses and validates a command line.
@@ -277,6 +284,7 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 	fs.IntVar(&o.TrainSize, "train-size", 0, "use only the first N training samples (0: all)")
 	fs.IntVar(&o.EvalSize, "eval-size", 2000, "test samples for the periodic evaluations (the final one uses all)")
 	fs.IntVar(&o.EvalEvery, "eval-every", 50, "evaluate every N iterations (0: only at the end); with -budget and without this flag, also about 30 times evenly spaced in training time")
+	fs.Float64Var(&o.EvalSeconds, "eval-seconds", 0, "with -budget: evaluate whenever this much training time passed since the last evaluation (0: a thirtieth of the budget, unless -eval-every is given)")
 	fs.IntVar(&o.CheckpointEvery, "checkpoint-every", 50, "write a checkpoint every N iterations (and at the end)")
 	fs.StringVar(&o.Out, "out", "bench-out", "output folder (CSV logs, checkpoints, PNG curves, tables)")
 	fs.Uint64Var(&o.Seed, "seed", 1, "random seed")
@@ -287,6 +295,7 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 	fs.Float64Var(&o.LRDecay, "lr-decay", 1, "multiply every learning rate by this every -lr-decay-every iterations")
 	fs.IntVar(&o.LRDecayEvery, "lr-decay-every", 0, "learning-rate decay period in iterations (0: no decay)")
 	fs.IntVar(&o.RefreshK, "refresh", 100, "SNOpt: refresh the eigenbases every K iterations")
+	fs.Float64Var(&o.Damping, "damping", 0, "SNOpt: Tikhonov damping ε of eq. (14) (0: the problem's, as the official run scripts: 0.03 cifar10, 0.1 artwr and miniboone, else 0.05)")
 	fs.IntVar(&o.StatsBatch, "stats-batch", 0, "SNOpt, image problems: Kronecker statistics of the ODE block from the first N samples of the batch (0: all; default 32 for the image problems)")
 	fs.Float64Var(&o.T1, "t1", 1, "integration end time of the image model (> 0)")
 	fs.StringVar(&o.T1Policy, "t1-policy", "fixed", "end time t1: fixed, baseline (first order) or feedback (eq. 16)")
@@ -306,6 +315,9 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 	fs.IntVar(&o.FinalSize, "final-size", 0, "test samples for the final evaluation (0: all of MNIST's; circle: 0 means 2000)")
 	fs.BoolVar(&md.sweep, "sweep", false, "sweep Table 5's learning-rate grid with short runs instead")
 	fs.BoolVar(&md.table3, "table3", false, "run the Table 3 analogue instead: t1 policies, θ trained by the first of -optimizers (SNOpt unless -optimizers is given)")
+	fs.StringVar(&md.reproduce, "reproduce", "", "run a reproduction profile instead (quick or full): every problem's runs for Tables 2, 3, 6, 7 and Figures 1/11, 8, 9, written as reproduction.md with its PNGs and a CSV into -page")
+	fs.StringVar(&md.page, "page", "docs", "-reproduce: the folder of reproduction.md, its figures and its CSV")
+	fs.IntVar(&md.jobs, "jobs", 1, "-reproduce: runs side by side (each on one core when more than one)")
 	fs.StringVar(&md.worker, "worker", "", "internal: run one optimizer and write its result JSON here")
 	fs.IntVar(&md.workerParent, "worker-parent", 0, "internal: the orchestrator's process id")
 	fs.StringVar(&md.workerOptions, "worker-options", "", "internal: the file of the worker's options (JSON)")
@@ -333,6 +345,9 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 	if fs.NArg() > 0 {
 		return o, md, fmt.Errorf("unexpected argument %q (flags start with -; see -h)", fs.Arg(0))
 	}
+	if md.reproduce != "" || set["page"] || set["jobs"] {
+		return o, md, validateReproduce(md, set)
+	}
 	if sp, ok := seriesProblems[o.Problem]; ok && !set["batch"] {
 		o.Batch = sp.batch // App. A.4's batch sizes
 	}
@@ -349,7 +364,7 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 		// plain iteration instead of 4.7× (docs/benchmarks.md).
 		o.StatsBatch = defaultStatsBatch
 	}
-	if o.Budget > 0 && !set["eval-every"] {
+	if o.Budget > 0 && !set["eval-every"] && !set["eval-seconds"] {
 		// Curves against wall-clock get about 30 evenly spaced points.
 		o.EvalSeconds = o.Budget.Seconds() / evalPointsPerBudget
 	}
@@ -407,10 +422,12 @@ func validate(o options, md mode, set map[string]bool) error {
 		{o.TrainSize >= 0, "train-size", o.TrainSize, "≥ 0"},
 		{o.EvalSize >= 1, "eval-size", o.EvalSize, "≥ 1"},
 		{o.EvalEvery >= 0, "eval-every", o.EvalEvery, "≥ 0"},
+		{finite(o.EvalSeconds) && o.EvalSeconds >= 0, "eval-seconds", o.EvalSeconds, "a finite number of seconds ≥ 0"},
 		{o.CheckpointEvery >= 1, "checkpoint-every", o.CheckpointEvery, "≥ 1"},
 		{o.Out != "", "out", `""`, "a folder"},
 		{finite(o.WD) && o.WD >= 0, "wd", o.WD, "a finite number ≥ 0"},
 		{o.RefreshK >= 1, "refresh", o.RefreshK, "≥ 1"},
+		{finite(o.Damping) && o.Damping >= 0, "damping", o.Damping, "a finite number > 0 (0: the problem's)"},
 		{o.LRDecay > 0 && o.LRDecay <= 1, "lr-decay", o.LRDecay, "0 < factor ≤ 1"},
 		{o.LRDecayEvery >= 0, "lr-decay-every", o.LRDecayEvery, "≥ 0"},
 		{o.LRDecay == 1 || o.LRDecayEvery > 0, "lr-decay-every", o.LRDecayEvery, "> 0 with -lr-decay"},
@@ -418,7 +435,7 @@ func validate(o options, md mode, set map[string]bool) error {
 		{slices.Contains(imageProblems, o.Problem) || !set["t1"], "t1", o.T1, "no -t1 for " + o.Problem + " (only the image problems have an adjustable end time)"},
 		{slices.Contains([]string{"fixed", "baseline", "feedback"}, o.T1Policy), "t1-policy", o.T1Policy, "fixed, baseline or feedback"},
 		{slices.Contains(imageProblems, o.Problem) || o.T1Policy == "fixed", "t1-policy", o.T1Policy, "fixed for " + o.Problem + " (only the image problems have an adjustable end time)"},
-		{o.Problem == "mnist" || !md.table3, "table3", true, "-problem mnist (only mnist has an adjustable end time)"},
+		{slices.Contains(imageProblems, o.Problem) || !md.table3, "table3", true, "an image problem (" + strings.Join(imageProblems, ", ") + "; only they have an adjustable end time)"},
 		{finite(o.T1LR) && o.T1LR > 0, "t1-lr", o.T1LR, "a finite number > 0"},
 		{finite(o.T1Reg) && o.T1Reg >= 0, "t1-reg", o.T1Reg, "a finite number ≥ 0"},
 		{o.T1Every >= 1, "t1-every", o.T1Every, "≥ 1"},
@@ -539,6 +556,11 @@ func main() {
 	switch {
 	case md.worker != "":
 		err = runWorker(o, md)
+	case md.reproduce != "":
+		err = locked(o, func() error {
+			return runReproduce(reproduction{profile: reproProfiles[md.reproduce], out: o.Out, page: md.page, jobs: md.jobs,
+				resume: o.Resume, args: os.Args[1:]})
+		})
 	case md.sweep:
 		err = locked(o, func() error { return runSweep(o) })
 	case md.table3:
@@ -566,12 +588,22 @@ func main() {
 // -out. A worker that diverged reports so in its result; any other failure
 // is an error.
 func spawn(o options, optimizer string, lr float64, tag string) (*workerResult, error) {
+	return spawnWith(o, optimizer, lr, tag, workerIO{})
+}
+
+// workerIO is where a worker's output goes (nil: this process's) and what
+// it adds to the environment.
+type workerIO struct {
+	stdout, stderr io.Writer
+	env            []string
+}
+
+// spawnWith is spawn with the worker's output and environment set by wio.
+func spawnWith(o options, optimizer string, lr float64, tag string, wio workerIO) (*workerResult, error) {
 	if interrupted.Load() {
 		return nil, fmt.Errorf("%s (lr %g) not started: %w", optimizer, lr, errInterrupted)
 	}
-	o.Optimizers = optimizer
-	o.LR = lrFlags{optimizer: lr}
-	o.DataSeed = o.dataSeed()
+	o = workerOptions(o, optimizer, lr)
 	resultPath := filepath.Join(o.Out, tag+".json")
 	if err := os.Remove(resultPath); err != nil && !os.IsNotExist(err) {
 		return nil, err
@@ -591,6 +623,15 @@ func spawn(o options, optimizer string, lr float64, tag string) (*workerResult, 
 	}
 	cmd := exec.Command(self, args...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if wio.stdout != nil {
+		cmd.Stdout = wio.stdout
+	}
+	if wio.stderr != nil {
+		cmd.Stderr = wio.stderr
+	}
+	if wio.env != nil {
+		cmd.Env = append(os.Environ(), wio.env...)
+	}
 	dieWithParent(cmd)
 	// The parent-death signal follows the thread that started the child:
 	// keep this goroutine on it until the child is done.
@@ -601,7 +642,7 @@ func spawn(o options, optimizer string, lr float64, tag string) (*workerResult, 
 			signalChild(os.Interrupt)
 		}
 		err = cmd.Wait()
-		setChild(nil)
+		unsetChild(cmd.Process)
 	}
 	runtime.UnlockOSThread()
 	if err != nil {
@@ -615,6 +656,14 @@ func spawn(o options, optimizer string, lr float64, tag string) (*workerResult, 
 		return nil, fmt.Errorf("%s: %w", resultPath, err)
 	}
 	return &r, nil
+}
+
+// workerOptions are the options a worker running optimizer at lr gets.
+func workerOptions(o options, optimizer string, lr float64) options {
+	o.Optimizers = optimizer
+	o.LR = lrFlags{optimizer: lr}
+	o.DataSeed = o.dataSeed()
+	return o
 }
 
 // lockName is the file in -out that one bench at a time holds.

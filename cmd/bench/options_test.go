@@ -116,7 +116,7 @@ func TestUEAProblemRunsAnyArchiveSet(t *testing.T) {
 	assert.Contains(t, stdout.String(), "the paper's split: both files merged and re-split 70/15/15 stratified")
 	assert.Contains(t, stdout.String(), "35 training, 8 validation (periodic evaluations), 8 test series")
 	assert.Contains(t, stdout.String(), "unequal lengths padded to 8 steps")
-	assert.Contains(t, stdout.String(), "| snopt | 0.03 | 3 |")
+	assert.Contains(t, stdout.String(), "| snopt | 0.005 | 3 |")
 	// Two data sets in one folder need -uea-name.
 	ueaFixture(t, data, "Other")
 	_, _, err := parseArgs([]string{"-problem", "uea", "-data", data, "-iters", "1"}, &bytes.Buffer{})

@@ -19,3 +19,8 @@ func dieWithParent(cmd *exec.Cmd) {
 func lockFile(f *os.File) error {
 	return syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 }
+
+// processAlive reports whether a process with this id exists.
+func processAlive(pid int) bool {
+	return pid > 0 && syscall.Kill(pid, 0) != syscall.ESRCH
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/gomlx/gomlx/backends"
@@ -146,12 +147,17 @@ func loadSeries(o options) (*seriesSets, error) {
 }
 
 // writeOnce writes a deterministic stand-in file atomically unless an
-// earlier run already wrote it.
-// Temporary files a killed write left behind are removed first.
+// earlier run already wrote it. Workers running side by side may write the
+// same file: each writes its own temporary file and renames it, and the
+// result is the same. Temporary files a killed write left behind (their
+// writer's process is gone) are removed first.
 func writeOnce(path string, write func(w io.Writer) error) error {
 	if stale, _ := filepath.Glob(path + ".tmp-*"); len(stale) > 0 {
 		for _, f := range stale {
-			_ = os.Remove(f)
+			pid, err := strconv.Atoi(f[strings.LastIndex(f, "-")+1:])
+			if err != nil || !processAlive(pid) {
+				_ = os.Remove(f)
+			}
 		}
 	}
 	if _, err := os.Stat(path); err == nil {

@@ -22,25 +22,37 @@ var errInterrupted = errors.New("interrupted by a signal")
 // interrupted is set when the first SIGINT or SIGTERM arrives.
 var interrupted atomic.Bool
 
-// child is the worker process the orchestrator is waiting for (nil when
-// none), which a first signal is forwarded to and a second one kills.
-var child struct {
+// children are the worker processes the orchestrator is waiting for, which
+// a first signal is forwarded to and a second one kills (-reproduce runs
+// several side by side).
+var children struct {
 	sync.Mutex
-	p *os.Process
+	p map[*os.Process]bool
 }
 
+// setChild records a started worker.
 func setChild(p *os.Process) {
-	child.Lock()
-	child.p = p
-	child.Unlock()
+	children.Lock()
+	if children.p == nil {
+		children.p = map[*os.Process]bool{}
+	}
+	children.p[p] = true
+	children.Unlock()
 }
 
-// signalChild sends sig to the running worker, if any.
+// unsetChild forgets a worker that ended.
+func unsetChild(p *os.Process) {
+	children.Lock()
+	delete(children.p, p)
+	children.Unlock()
+}
+
+// signalChild sends sig to every running worker.
 func signalChild(sig os.Signal) {
-	child.Lock()
-	defer child.Unlock()
-	if child.p != nil {
-		_ = child.p.Signal(sig)
+	children.Lock()
+	defer children.Unlock()
+	for p := range children.p {
+		_ = p.Signal(sig)
 	}
 }
 

@@ -163,7 +163,11 @@ func newTabularProblem(o options, b backends.Backend, ctx *context.Context) (*pr
 	if err != nil {
 		return nil, err
 	}
-	p := &problem{model: m, next: func() (*zoo.Batch, error) { return batches.Next(), nil }, stream: batches,
+	about := fmt.Sprintf("%s from %s", o.Problem, o.Data)
+	if o.Data == "" {
+		about = fmt.Sprintf("STAND-IN for %s (a deterministic density with its shapes; not the paper's data: pass -data with its train/val/test .npy or .csv)", o.Problem)
+	}
+	p := &problem{data: about, model: m, next: func() (*zoo.Batch, error) { return batches.Next(), nil }, stream: batches,
 		eval: meanEval(m, evalSet), final: meanEval(m, fullSet), trueNLL: data.trueNLL,
 		extra: map[string]trainer.Stateful{"probes": m}}
 	p.after = func(tag string) error {
