@@ -262,6 +262,7 @@ type mode struct {
 	reproduce string
 	page      string
 	jobs      int
+	only      []string
 }
 
 // parseArgs parses and validates a command line.
@@ -317,6 +318,14 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 	fs.BoolVar(&md.table3, "table3", false, "run the Table 3 analogue instead: t1 policies, θ trained by the first of -optimizers (SNOpt unless -optimizers is given)")
 	fs.StringVar(&md.reproduce, "reproduce", "", "run a reproduction profile instead (quick or full): every problem's runs for Tables 2, 3, 6, 7 and Figures 1/11, 8, 9, written as reproduction.md with its PNGs and a CSV into -page")
 	fs.StringVar(&md.page, "page", "docs", "-reproduce: the folder of reproduction.md, its figures and its CSV")
+	fs.Func("only", "-reproduce: only these problems (comma list), e.g. to rerun some of a profile", func(v string) error {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				md.only = append(md.only, p)
+			}
+		}
+		return nil
+	})
 	fs.IntVar(&md.jobs, "jobs", 1, "-reproduce: runs side by side (each on one core when more than one)")
 	fs.StringVar(&md.worker, "worker", "", "internal: run one optimizer and write its result JSON here")
 	fs.IntVar(&md.workerParent, "worker-parent", 0, "internal: the orchestrator's process id")
@@ -345,7 +354,7 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 	if fs.NArg() > 0 {
 		return o, md, fmt.Errorf("unexpected argument %q (flags start with -; see -h)", fs.Arg(0))
 	}
-	if md.reproduce != "" || set["page"] || set["jobs"] {
+	if md.reproduce != "" || set["page"] || set["jobs"] || set["only"] {
 		return o, md, validateReproduce(md, set)
 	}
 	if sp, ok := seriesProblems[o.Problem]; ok && !set["batch"] {
@@ -559,7 +568,7 @@ func main() {
 	case md.reproduce != "":
 		err = locked(o, func() error {
 			return runReproduce(reproduction{profile: reproProfiles[md.reproduce], out: o.Out, page: md.page, jobs: md.jobs,
-				resume: o.Resume, args: os.Args[1:]})
+				resume: o.Resume, args: os.Args[1:], only: md.only})
 		})
 	case md.sweep:
 		err = locked(o, func() error { return runSweep(o) })

@@ -112,10 +112,12 @@ type reproduction struct {
 	jobs    int    // runs side by side
 	resume  bool
 	args    []string // the command line, for the page
+	// only, when set, restricts the profile to these problems.
+	only []string
 }
 
 // reproduceFlags are the flags -reproduce takes besides itself.
-var reproduceFlags = []string{"reproduce", "out", "page", "jobs", "resume", "memory-check", "progress"}
+var reproduceFlags = []string{"reproduce", "out", "page", "jobs", "only", "resume", "memory-check", "progress"}
 
 // validateReproduce checks a -reproduce command line: a known profile, a
 // positive -jobs, and no flag of single runs (the profile sets them).
@@ -129,6 +131,15 @@ func validateReproduce(md mode, set map[string]bool) error {
 	}
 	if md.jobs < 1 {
 		return fmt.Errorf("-jobs %d: want ≥ 1", md.jobs)
+	}
+	for _, p := range md.only {
+		found := false
+		for _, plan := range reproProfiles[md.reproduce].main {
+			found = found || plan.problem == p
+		}
+		if !found {
+			return fmt.Errorf("-only %s: %q is not a problem of the profile", strings.Join(md.only, ","), p)
+		}
 	}
 	if md.page == "" {
 		return fmt.Errorf(`-page "": want a folder`)
@@ -146,6 +157,19 @@ func validateReproduce(md mode, set map[string]bool) error {
 // type) and its own log and checkpoint folder.
 func reproJobs(r reproduction) ([]*reproJob, error) {
 	var jobs []*reproJob
+	keep := func(plans []reproPlan) []reproPlan {
+		if len(r.only) == 0 {
+			return plans
+		}
+		var out []reproPlan
+		for _, p := range plans {
+			if slices.Contains(r.only, p.problem) {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	r.profile.main, r.profile.sweep, r.profile.table3 = keep(r.profile.main), keep(r.profile.sweep), keep(r.profile.table3)
 	parse := func(p reproPlan, extra ...string) (options, error) {
 		args := append([]string{"-problem", p.problem, "-out", filepath.Join(r.out, p.problem), "-progress=false"}, p.args...)
 		o, _, err := parseArgs(append(args, extra...), io.Discard)

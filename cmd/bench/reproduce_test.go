@@ -43,6 +43,14 @@ func TestReproduceProfilesExpand(t *testing.T) {
 		assert.Equal(t, sweeps*len(p.sweep), counts["sweep"], name)
 	}
 	assert.Equal(t, 3, reproProfiles["full"].seeds, "the paper averages three trials")
+	jobs, err := reproJobs(reproduction{profile: reproProfiles["full"], out: t.TempDir(), only: []string{"circle", "cifar10"}})
+	require.NoError(t, err)
+	kinds := map[string]int{}
+	for _, j := range jobs {
+		assert.Contains(t, []string{"circle", "cifar10"}, j.o.Problem)
+		kinds[j.kind]++
+	}
+	assert.Equal(t, map[string]int{"main": 18, "sweep": 9, "table3": 3}, kinds)
 }
 
 // TestReproduceFlags: -reproduce takes only its own flags.
@@ -56,6 +64,7 @@ func TestReproduceFlags(t *testing.T) {
 		{[]string{"-reproduce", "quick", "-problem", "gas"}, "-problem does not go with -reproduce"},
 		{[]string{"-reproduce", "quick", "-budget", "1m"}, "-budget does not go with -reproduce"},
 		{[]string{"-jobs", "2", "-problem", "gas", "-iters", "1"}, "-page and -jobs go with -reproduce"},
+		{[]string{"-reproduce", "full", "-only", "mnist,nope"}, `"nope" is not a problem of the profile`},
 	} {
 		_, _, err := parseArgs(c.args, &bytes.Buffer{})
 		require.Error(t, err, "%v", c.args)
