@@ -414,6 +414,10 @@ func Run[B any](m Model[B], st Updater, next func() (B, error), eval Evaluator, 
 		if eval != nil && ((cfg.EvalEvery > 0 && res.Iterations%cfg.EvalEvery == 0) || last || timed) {
 			lastEval = res.Seconds
 			if rec.EvalLoss, rec.EvalMet, err = eval(); err != nil {
+				if solverBroke(err) {
+					// The parameters this iteration left cannot be integrated.
+					return res, &DivergedError{Label: cfg.Label, Iteration: res.Iterations, Cause: "evaluation: " + err.Error()}
+				}
 				return res, fmt.Errorf("trainer: evaluation at iteration %d: %w", res.Iterations, err)
 			}
 			res.EvalLoss, res.EvalMetric = rec.EvalLoss, rec.EvalMet

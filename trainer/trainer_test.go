@@ -379,6 +379,33 @@ func TestBreakdownsAreDivergence(t *testing.T) {
 	assert.False(t, solverBroke(errors.New("out of memory")))
 }
 
+// TestEvaluationBreakdownIsDivergence: an evaluation whose solve fails the
+// way diverged parameters make it fail ends the run as diverged at the
+// iteration that made them; another evaluation error stays an error.
+func TestEvaluationBreakdownIsDivergence(t *testing.T) {
+	calls := 0
+	broken := func() (float64, float64, error) {
+		calls++
+		if calls == 2 {
+			return 0, 0, fmt.Errorf("zoo: ODE-RNN segment 1: %w", &odeint.Error{Err: odeint.ErrMaxSteps, T: 0.06, H: 1e-4})
+		}
+		return 1, 0.5, nil
+	}
+	m, st := setup(t, 0)
+	_, err := Run(m, st, next, broken, Config{Iterations: 9, EvalEvery: 3, Label: "sgd"})
+	var div *DivergedError
+	require.ErrorAs(t, err, &div)
+	assert.Equal(t, 6, div.Iteration)
+	assert.Contains(t, div.Cause, "evaluation: ")
+	assert.Contains(t, div.Cause, "maximum number of steps")
+
+	m, st = setup(t, 0)
+	_, err = Run(m, st, next, func() (float64, float64, error) { return 0, 0, errors.New("disk full") }, Config{Iterations: 4, EvalEvery: 2, Label: "sgd"})
+	require.Error(t, err)
+	assert.False(t, errors.As(err, &div), "not a divergence: %v", err)
+	assert.ErrorContains(t, err, "evaluation at iteration 2: disk full")
+}
+
 // FuzzParseLog: any bytes parse or give an error; parsed records format
 // back to rows that parse to the same records.
 func FuzzParseLog(f *testing.F) {

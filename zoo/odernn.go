@@ -38,8 +38,11 @@ type ODERNNConfig struct {
 // ODERNN is the hybrid ODE-RNN (Rubanova et al. 2019) for regularly sampled
 // series x_1..x_K with one label: h_0 = 0; for k = 1..K, h ← ODESolve(F, h,
 // [k−1, k]) then h ← GRU(x_k, h); logits = Linear(h_K); mean cross-entropy.
-// F = Linear(H,H)→Tanh→Linear(H,H)→Tanh→Linear(H,H)→Tanh→Linear(H,H) with
-// time as an input, its last layer initialised to zero. The backward pass
+// F = Linear(H,H)→Tanh→Linear(H,H)→Tanh→Linear(H,H)→Tanh→Linear(H,H),
+// autonomous as Table 4's and the official code's field (time is not an
+// input: on [0, K] with K up to 187 it would feed every layer inputs a
+// hundred times the hidden state's, and gradients to match), its last layer
+// initialised to zero. The backward pass
 // is one reverse sweep — the head's VJP, then for k = K..1 the GRU's hand-written VJP and the adjoint over [k−1, k]
 // with the carried cotangent — keeping only the K+1 hidden states (O(1)
 // memory in solver steps). With statistics, the ODE field's Kronecker
@@ -81,10 +84,10 @@ func NewODERNN(backend backends.Backend, ctx *context.Context, cfg ODERNNConfig)
 	m := &ODERNN{cfg: cfg, ctx: ctx.Checked(false), gru: gruCell{in: cfg.Inputs, hidden: cfg.Hidden}}
 	h := cfg.Hidden
 	f := field.NewSequential(
-		&field.Linear{Name: "l1", Out: h, ConcatTime: true}, field.NewTanh(),
-		&field.Linear{Name: "l2", Out: h, ConcatTime: true}, field.NewTanh(),
-		&field.Linear{Name: "l3", Out: h, ConcatTime: true}, field.NewTanh(),
-		&field.Linear{Name: "l4", Out: h, ConcatTime: true})
+		&field.Linear{Name: "l1", Out: h}, field.NewTanh(),
+		&field.Linear{Name: "l2", Out: h}, field.NewTanh(),
+		&field.Linear{Name: "l3", Out: h}, field.NewTanh(),
+		&field.Linear{Name: "l4", Out: h})
 	var err error
 	if m.block, err = adjointx.NewBlock(backend, m.ctx.In("ode"), f, &adjointx.Options{Forward: cfg.Solver}); err != nil {
 		return nil, err
@@ -155,7 +158,7 @@ func (m *ODERNN) zeroLastLayer(dt dtypes.DType) {
 		return
 	}
 	h := m.cfg.Hidden
-	last.VariableWithValue("weights", zeros(dt, h+1, h))
+	last.VariableWithValue("weights", zeros(dt, h, h))
 	last.VariableWithValue("biases", zeros(dt, h))
 }
 

@@ -31,7 +31,7 @@ func odernnFixture(t *testing.T) (*ODERNN, *Batch) {
 	// A trained-looking last layer (the model starts it at zero, which would
 	// leave the earlier layers without gradient or statistics).
 	last := ctx.In("ode").In("l4")
-	last.VariableWithValue("weights", testutil.RandN(rng, 5, 4))
+	last.VariableWithValue("weights", testutil.RandN(rng, 4, 4))
 	last.VariableWithValue("biases", testutil.RandN(rng, 4))
 	return m, &Batch{X: testutil.RandN(rng, 2, 3, 5), Labels: tensors.FromValue([]int32{2, 0}), Size: 2}
 }
@@ -43,6 +43,12 @@ func TestODERNNGradientsMatchFiniteDifferences(t *testing.T) {
 	m, b := odernnFixture(t)
 	res, err := m.Step(b, false)
 	require.NoError(t, err)
+	for _, l := range []string{"l1", "l2", "l3", "l4"} {
+		// Table 4's field is autonomous: Linear(H, H) layers, no time input.
+		v := m.ctx.In("ode").In(l).GetVariable("weights")
+		require.NotNil(t, v, l)
+		assert.Equal(t, []int{4, 4}, v.Shape().Dimensions, l)
+	}
 	require.Len(t, m.ODEParams(), 8, "4 Linear layers with biases")
 	require.Len(t, m.Params(), 14, "+ the GRU's 4 and the head's 2")
 	for _, v := range m.Params() {

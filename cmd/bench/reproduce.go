@@ -82,6 +82,12 @@ var reproProfiles = map[string]reproProfile{
 			{"mnist", []string{"-budget", "30s", "-eval-seconds", "10", "-eval-size", "256", "-final-size", "1000"}},
 			{"chart", []string{"-budget", "45s", "-eval-seconds", "15", "-eval-size", "256", "-final-size", "1000"}},
 			{"circle", []string{"-budget", "20s", "-eval-seconds", "5", "-eval-size", "1000"}},
+			{"svhn", []string{"-budget", "30s", "-eval-seconds", "10", "-train-size", "10000", "-eval-size", "256", "-final-size", "1000"}},
+			{"cifar10", []string{"-budget", "30s", "-eval-seconds", "10", "-train-size", "10000", "-eval-size", "256", "-final-size", "1000"}},
+			{"spoad", []string{"-budget", "30s", "-eval-seconds", "10", "-eval-size", "256", "-final-size", "1000"}},
+			{"artwr", []string{"-budget", "45s", "-eval-seconds", "15", "-eval-size", "256"}},
+			{"gas", []string{"-budget", "45s", "-eval-seconds", "15", "-batch", "250", "-eval-size", "500", "-final-size", "1000"}},
+			{"miniboone", []string{"-budget", "30s", "-eval-seconds", "10", "-eval-size", "500", "-final-size", "1000"}},
 		},
 		// A decade of each optimizer's Table 5 grid around its defaults.
 		sweepLRs: map[string][]float64{"adam": {1e-3, 3e-3, 1e-2}, "sgd": {3e-3, 1e-2, 3e-2}, "snopt": {3e-3, 1e-2, 3e-2}},

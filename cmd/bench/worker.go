@@ -381,6 +381,13 @@ func runWorker(o options, md mode) error {
 		return err
 	}
 	finalLoss, finalMetric, err := p.final()
+	if errors.Is(err, odeint.ErrNonFinite) || errors.Is(err, odeint.ErrStepUnderflow) || errors.Is(err, odeint.ErrMaxSteps) {
+		// The trained parameters cannot be integrated on the test set: the
+		// run diverged in its last iteration.
+		r := partial()
+		r.DivergedAt, r.Divergence = res.Iterations, "final evaluation: "+err.Error()
+		return writeResult(resultPath, r)
+	}
 	if err != nil {
 		return err
 	}
