@@ -8,6 +8,7 @@
 //
 //	go run ./cmd/bench -problem mnist -budget 10m -out bench-out
 //	go run ./cmd/bench -problem mnist -sweep -budget 1m    # learning rates from Table 5's grid
+//	go run ./cmd/bench -reproduce full -out repro-out -page docs -jobs 2   # docs/reproduction.md
 package main
 
 import (
@@ -222,6 +223,7 @@ Examples:
   bench -problem mnist -sweep -budget 75s -grid 1e-2,3e-2,1e-1 -optimizers snopt
   bench -problem mnist -optimizers snopt -t1-policy feedback -iters 200
   bench -problem mnist -table3 -iters 200 -eval-every 40
+  bench -reproduce full -out repro-out -page docs -jobs 2  # the paper's tables and figures, all nine problems
 
 Exit status: 0 when every run finished; 1 when a run diverged or failed
 (its row says so); 2 for a wrong command line.
