@@ -50,7 +50,7 @@ func TestReproduceProfilesExpand(t *testing.T) {
 		assert.Contains(t, []string{"circle", "cifar10"}, j.o.Problem)
 		kinds[j.kind]++
 	}
-	assert.Equal(t, map[string]int{"main": 18, "sweep": 9, "table3": 3}, kinds)
+	assert.Equal(t, map[string]int{"main": 18, "sweep": 18, "table3": 3}, kinds)
 }
 
 // TestReproduceFlags: -reproduce takes only its own flags.
