@@ -637,7 +637,12 @@ func writeSweep(b *strings.Builder, r reproduction, sweeps []*pageRun) error {
 		}
 	}
 	b.WriteString("\n")
-	return trainer.SaveSideBySide(plots, vg.Length(len(plots))*3.5*vg.Inch, 3.5*vg.Inch, filepath.Join(r.page, "reproduction-fig9.png"))
+	var grid [][]*plot.Plot
+	for len(plots) > 0 {
+		n := min(3, len(plots))
+		grid, plots = append(grid, plots[:n]), plots[n:]
+	}
+	return trainer.SaveGrid(grid, 12*vg.Inch, vg.Length(len(grid))*3.2*vg.Inch, filepath.Join(r.page, "reproduction-fig9.png"))
 }
 
 func writeTable3(b *strings.Builder, t3 []*pageRun) {
