@@ -265,6 +265,7 @@ type mode struct {
 	page      string
 	jobs      int
 	only      []string
+	pageOnly  bool
 }
 
 // parseArgs parses and validates a command line.
@@ -328,6 +329,7 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 		}
 		return nil
 	})
+	fs.BoolVar(&md.pageOnly, "page-only", false, "-reproduce: write the page from the results in -out, running nothing (runs without one are marked \"not run\")")
 	fs.IntVar(&md.jobs, "jobs", 1, "-reproduce: runs side by side (each on one core when more than one)")
 	fs.StringVar(&md.worker, "worker", "", "internal: run one optimizer and write its result JSON here")
 	fs.IntVar(&md.workerParent, "worker-parent", 0, "internal: the orchestrator's process id")
@@ -356,7 +358,7 @@ func parseArgs(args []string, out io.Writer) (options, mode, error) {
 	if fs.NArg() > 0 {
 		return o, md, fmt.Errorf("unexpected argument %q (flags start with -; see -h)", fs.Arg(0))
 	}
-	if md.reproduce != "" || set["page"] || set["jobs"] || set["only"] {
+	if md.reproduce != "" || set["page"] || set["jobs"] || set["only"] || set["page-only"] {
 		return o, md, validateReproduce(md, set)
 	}
 	if sp, ok := seriesProblems[o.Problem]; ok && !set["batch"] {
@@ -568,10 +570,15 @@ func main() {
 	case md.worker != "":
 		err = runWorker(o, md)
 	case md.reproduce != "":
-		err = locked(o, func() error {
+		run := func() error {
 			return runReproduce(reproduction{profile: reproProfiles[md.reproduce], out: o.Out, page: md.page, jobs: md.jobs,
-				resume: o.Resume, args: os.Args[1:], only: md.only})
-		})
+				resume: o.Resume, args: os.Args[1:], only: md.only, pageOnly: md.pageOnly})
+		}
+		if md.pageOnly {
+			err = run() // only reads -out: also while a reproduction runs there
+		} else {
+			err = locked(o, run)
+		}
 	case md.sweep:
 		err = locked(o, func() error { return runSweep(o) })
 	case md.table3:

@@ -120,10 +120,15 @@ type reproduction struct {
 	args    []string // the command line, for the page
 	// only, when set, restricts the profile to these problems.
 	only []string
+	// pageOnly writes the page from the results there are, running nothing.
+	pageOnly bool
 }
 
+// errNotRun marks a job -page-only found no result for.
+var errNotRun = errors.New("not run yet")
+
 // reproduceFlags are the flags -reproduce takes besides itself.
-var reproduceFlags = []string{"reproduce", "out", "page", "jobs", "only", "resume", "memory-check", "progress"}
+var reproduceFlags = []string{"reproduce", "out", "page", "jobs", "only", "page-only", "resume", "memory-check", "progress"}
 
 // validateReproduce checks a -reproduce command line: a known profile, a
 // positive -jobs, and no flag of single runs (the profile sets them).
@@ -281,6 +286,18 @@ func runReproduce(r reproduction) error {
 		}
 	}
 	start := time.Now()
+	if r.pageOnly {
+		missing := 0
+		for _, j := range jobs {
+			if j.result = reusable(j); j.result != nil {
+				j.reused = true
+			} else {
+				j.err, missing = errNotRun, missing+1
+			}
+		}
+		fmt.Printf("bench: -page-only: %d of %d runs have results; the page marks the others \"not run\"\n", len(jobs)-missing, len(jobs))
+		return writePage(r, jobs, time.Since(start))
+	}
 	var env []string
 	if r.jobs > 1 {
 		// Side by side, each run gets one core, so that their timings are
