@@ -404,9 +404,14 @@ func ratioBars(title string, names []string, ours, paper []float64) (*plot.Plot,
 	p.Add(a, c, one)
 	p.Legend.Add("ours", a)
 	p.Legend.Add("paper", c)
-	p.Legend.Top = true
+	p.Legend.Top, p.Legend.Left = true, true
 	p.NominalX(names...)
-	p.Y.Min = 0
+	// Headroom above the tallest bar keeps the legend off the bars.
+	top := 1.0
+	for _, v := range append(append(plotter.Values{}, clean(ours)...), clean(paper)...) {
+		top = max(top, v)
+	}
+	p.Y.Min, p.Y.Max = 0, 1.35*top
 	return p, nil
 }
 
