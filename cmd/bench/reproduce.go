@@ -323,6 +323,9 @@ func runReproduce(r reproduction) error {
 		fmt.Printf("[%d/%d %s] %s %s %s lr %g seed %d: %s\n", done, len(jobs), time.Since(start).Round(time.Second), j.kind, j.o.Problem, j.optimizer, j.lr, j.o.Seed, what)
 	}
 	queue := make(chan *reproJob)
+	// Table 3 compares wall-clock between its runs: each runs alone, the
+	// other lanes idle, so that no neighbour's load differs between them.
+	var alone sync.RWMutex
 	var wg sync.WaitGroup
 	for range max(1, r.jobs) {
 		wg.Add(1)
@@ -347,7 +350,17 @@ func runReproduce(r reproduction) error {
 					report(j)
 					continue
 				}
+				if j.kind == "table3" {
+					alone.Lock()
+				} else {
+					alone.RLock()
+				}
 				j.result, j.err = spawnWith(j.o, j.optimizer, j.lr, j.tag, workerIO{stdout: logf, stderr: logf, env: env})
+				if j.kind == "table3" {
+					alone.Unlock()
+				} else {
+					alone.RUnlock()
+				}
 				_ = logf.Close()
 				if errors.Is(j.err, errInterrupted) {
 					continue
