@@ -64,7 +64,7 @@ var reproProfiles = map[string]reproProfile{
 	},
 	"full": {
 		name: "full",
-		about: "every problem, three seeds, equal training wall-clock per optimizer; sized to finish in about an hour on 2 cores " +
+		about: "every problem, three seeds, equal training wall-clock per optimizer; sized to finish in about 85 minutes on 2 cores " +
 			"(two runs side by side, one core each), so the longer problems stop well before the paper's epochs",
 		seeds: 3,
 		main: []reproPlan{
