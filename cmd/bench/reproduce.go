@@ -410,14 +410,16 @@ func machineLine() string {
 	return fmt.Sprintf("%s, %d cores, %s memory, %s/%s, %s", cpu, runtime.NumCPU(), humanBytes(mem), runtime.GOOS, runtime.GOARCH, runtime.Version())
 }
 
-// commitLine names the source's commit (and whether it had changes).
-func commitLine() string {
+// commitLine names the source's commit (and whether it had changes, the
+// page's own files in page aside).
+func commitLine(page string) string {
 	out, err := exec.Command("git", "rev-parse", "HEAD").Output()
 	if err != nil {
 		return "unknown (not a git checkout)"
 	}
 	c := strings.TrimSpace(string(out))
-	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
+	exclude := ":(exclude)" + filepath.ToSlash(filepath.Join(page, "reproduction*"))
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no", "--", ".", exclude).Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
 		c += " with uncommitted changes"
 	}
 	return c

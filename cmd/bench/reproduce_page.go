@@ -184,7 +184,7 @@ func writePage(r reproduction, jobs []*reproJob, elapsed time.Duration) error {
 	}
 	fmt.Fprintf(&b, "- **Machine:** %s.\n", machineLine())
 	fmt.Fprintf(&b, "- **Backend:** %s.\n", backendName)
-	fmt.Fprintf(&b, "- **Commit:** %s.\n", commitLine())
+	fmt.Fprintf(&b, "- **Commit:** %s.\n", commitLine(r.page))
 	fmt.Fprintf(&b, "- **Seeds:** %d per optimizer for Tables 2, 6, 7 and Figure 1/11 (mean ± sample standard deviation); one for Figure 9 and Table 3.\n", r.profile.seeds)
 	fmt.Fprintf(&b, "- **Paper:** its values are copied from its Tables 2, 3, 6 and 7 (GPU runs to convergence on the real data sets).\n\n")
 
