@@ -3,7 +3,6 @@ package datasets
 import (
 	"bytes"
 	"errors"
-	"math"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -54,47 +53,16 @@ func TestImageStandInIsLearnableButNotTrivially(t *testing.T) {
 	spec := ImageSets["cifar10"]
 	train, test, err := ImageStandIn(spec, 1, 2000, 500)
 	require.NoError(t, err)
-	m := train.Size()
-	means := make([][]float64, spec.Classes)
-	counts := make([]float64, spec.Classes)
-	for c := range means {
-		means[c] = make([]float64, m)
+	_, counts, acc := nearestClassMean(train.Bytes, train.Labels, test.Bytes, test.Labels, train.Size(), spec.Classes)
+	for c, n := range counts {
+		require.Greater(t, n, 100.0, "class %d occurs", c)
 	}
 	lo, hi := uint8(255), uint8(0)
-	for i := range train.N {
-		c := train.Labels[i]
-		counts[c]++
-		for j, b := range train.Bytes[i*m : (i+1)*m] {
-			means[c][j] += float64(b)
-			lo, hi = min(lo, b), max(hi, b)
-		}
-	}
-	for c := range means {
-		require.Greater(t, counts[c], 100.0, "class %d occurs", c)
-		for j := range means[c] {
-			means[c][j] /= counts[c]
-		}
+	for _, b := range train.Bytes {
+		lo, hi = min(lo, b), max(hi, b)
 	}
 	assert.Less(t, lo, uint8(30))
 	assert.Greater(t, hi, uint8(225))
-	correct := 0
-	for i := range test.N {
-		best, bestD := -1, math.Inf(1)
-		for c := range means {
-			d := 0.0
-			for j, b := range test.Bytes[i*m : (i+1)*m] {
-				e := float64(b) - means[c][j]
-				d += e * e
-			}
-			if d < bestD {
-				best, bestD = c, d
-			}
-		}
-		if best == test.Labels[i] {
-			correct++
-		}
-	}
-	acc := float64(correct) / float64(test.N)
 	t.Logf("nearest class mean: %.3f (chance 0.1)", acc)
 	assert.Greater(t, acc, 0.3)
 	assert.Less(t, acc, 0.9)

@@ -103,41 +103,7 @@ func TestStandInClassesAreSeparableButNotTrivially(t *testing.T) {
 	train, test, err := StandIn(spec, 1)
 	require.NoError(t, err)
 	m := train.Length * train.Channels
-	means := make([][]float64, spec.Classes)
-	counts := make([]float64, spec.Classes)
-	for c := range means {
-		means[c] = make([]float64, m)
-	}
-	for i := range train.N {
-		c := train.Labels[i]
-		counts[c]++
-		for j := range m {
-			means[c][j] += train.X[i*m+j]
-		}
-	}
-	for c := range means {
-		for j := range means[c] {
-			means[c][j] /= counts[c]
-		}
-	}
-	correct := 0
-	for i := range test.N {
-		best, bestD := -1, math.Inf(1)
-		for c := range means {
-			d := 0.0
-			for j := range m {
-				e := test.X[i*m+j] - means[c][j]
-				d += e * e
-			}
-			if d < bestD {
-				best, bestD = c, d
-			}
-		}
-		if best == test.Labels[i] {
-			correct++
-		}
-	}
-	acc := float64(correct) / float64(test.N)
+	means, _, acc := nearestClassMean(train.X, train.Labels, test.X, test.Labels, m, spec.Classes)
 	t.Logf("nearest class mean: %.3f (chance %.3f)", acc, 1/float64(spec.Classes))
 	assert.Greater(t, acc, 0.6)
 	// The best single feature's within-class spread is a large share of its between-class spread.
@@ -208,4 +174,43 @@ func FuzzReadTS(f *testing.F) {
 			require.True(t, l >= 0 && l < len(ts.Classes))
 		}
 	})
+}
+
+// nearestClassMean fits each class's mean of the training rows (m values
+// each) and returns the means, the rows per class and the share of test
+// rows whose nearest mean (Euclidean) is their own class's.
+func nearestClassMean[T uint8 | float64](trainX []T, trainY []int, testX []T, testY []int, m, classes int) (means [][]float64, counts []float64, acc float64) {
+	means, counts = make([][]float64, classes), make([]float64, classes)
+	for c := range means {
+		means[c] = make([]float64, m)
+	}
+	for i, c := range trainY {
+		counts[c]++
+		for j, v := range trainX[i*m : (i+1)*m] {
+			means[c][j] += float64(v)
+		}
+	}
+	for c := range means {
+		for j := range means[c] {
+			means[c][j] /= counts[c]
+		}
+	}
+	correct := 0
+	for i, label := range testY {
+		best, bestD := -1, math.Inf(1)
+		for c := range means {
+			d := 0.0
+			for j, v := range testX[i*m : (i+1)*m] {
+				e := float64(v) - means[c][j]
+				d += e * e
+			}
+			if d < bestD {
+				best, bestD = c, d
+			}
+		}
+		if best == label {
+			correct++
+		}
+	}
+	return means, counts, float64(correct) / float64(len(testY))
 }
