@@ -239,9 +239,10 @@ type Result struct {
 // Evaluator evaluates the model on held-out data: mean loss and metric.
 type Evaluator func() (loss, metric float64, err error)
 
-// solverBroke reports an ODE solve that failed the way diverging parameters
+// SolverBroke reports an ODE solve that failed the way diverging parameters
 // make it fail: a non-finite state, a step size underflow, too many steps.
-func solverBroke(err error) bool {
+// Run ends such a failure, in a step or an evaluation, as a DivergedError.
+func SolverBroke(err error) bool {
 	return errors.Is(err, odeint.ErrNonFinite) || errors.Is(err, odeint.ErrStepUnderflow) || errors.Is(err, odeint.ErrMaxSteps)
 }
 
@@ -372,7 +373,7 @@ func Run[B any](m Model[B], st Updater, next func() (B, error), eval Evaluator, 
 		stats := st.NeedsStats()
 		step, err := m.Step(b, stats)
 		if err != nil {
-			if solverBroke(err) {
+			if SolverBroke(err) {
 				// Parameters that blew up make the ODE solve fail before the
 				// loss can turn NaN.
 				return res, &DivergedError{Label: cfg.Label, Iteration: iter, Cause: err.Error()}
@@ -414,7 +415,7 @@ func Run[B any](m Model[B], st Updater, next func() (B, error), eval Evaluator, 
 		if eval != nil && ((cfg.EvalEvery > 0 && res.Iterations%cfg.EvalEvery == 0) || last || timed) {
 			lastEval = res.Seconds
 			if rec.EvalLoss, rec.EvalMet, err = eval(); err != nil {
-				if solverBroke(err) {
+				if SolverBroke(err) {
 					// The parameters this iteration left cannot be integrated.
 					return res, &DivergedError{Label: cfg.Label, Iteration: res.Iterations, Cause: "evaluation: " + err.Error()}
 				}

@@ -376,7 +376,7 @@ func TestBreakdownsAreDivergence(t *testing.T) {
 		assert.ErrorIs(t, err, ErrNonFiniteLoss, name)
 		assert.Equal(t, int64(c.at-1), st.Iteration(), name)
 	}
-	assert.False(t, solverBroke(errors.New("out of memory")))
+	assert.False(t, SolverBroke(errors.New("out of memory")))
 }
 
 // TestEvaluationBreakdownIsDivergence: an evaluation whose solve fails the

@@ -256,26 +256,11 @@ func timeToTarget(rs []*workerResult) string {
 		}
 		logs[r.Optimizer] = recs
 	}
-	target := math.NaN()
-	for _, rec := range logs["adam"] {
-		if !math.IsNaN(rec.EvalMet) {
-			target = rec.EvalMet
-		}
-	}
+	target := lastEval(logs["adam"])
 	if math.IsNaN(target) {
 		return ""
 	}
-	reached := func(recs []trainer.Record) float64 {
-		for _, rec := range recs {
-			if math.IsNaN(rec.EvalMet) {
-				continue
-			}
-			if (adam.MetricName == "accuracy" && rec.EvalMet >= target) || (adam.MetricName != "accuracy" && rec.EvalMet <= target) {
-				return rec.Seconds
-			}
-		}
-		return math.NaN()
-	}
+	reached := func(recs []trainer.Record) float64 { return reachTime(recs, target, adam.MetricName == "accuracy") }
 	adamTime := reached(logs["adam"])
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nTime to reach Adam's last periodic test %s (%.4f):\n\n| optimizer | seconds | ×Adam's time |\n|---|---|---|\n", adam.MetricName, target)
@@ -288,6 +273,32 @@ func timeToTarget(rs []*workerResult) string {
 		fmt.Fprintf(&b, "| %s | %.1f | %.2f |\n", r.Optimizer, t, t/adamTime)
 	}
 	return b.String()
+}
+
+// reachTime is the training seconds at which recs' evaluations first reach
+// target (NaN if never): at or above it when higher is better, else at or
+// below.
+func reachTime(recs []trainer.Record, target float64, higher bool) float64 {
+	for _, rec := range recs {
+		if math.IsNaN(rec.EvalMet) {
+			continue
+		}
+		if (higher && rec.EvalMet >= target) || (!higher && rec.EvalMet <= target) {
+			return rec.Seconds
+		}
+	}
+	return math.NaN()
+}
+
+// lastEval is the last periodic evaluation of recs (NaN if none).
+func lastEval(recs []trainer.Record) float64 {
+	v := math.NaN()
+	for _, rec := range recs {
+		if !math.IsNaN(rec.EvalMet) {
+			v = rec.EvalMet
+		}
+	}
+	return v
 }
 
 // plots draws the loss and test metric against wall-clock and iterations.

@@ -134,17 +134,13 @@ var dataFiles = map[string][]string{
 }
 
 // needsData says where the files of the problems that cannot be obtained
-// here come from. -data is required for those without a stand-in
-// (standIns).
+// here come from. -data is required for those without a stand-in (the
+// image sets of datasets.ImageSets have one).
 var needsData = map[string]string{
 	"cifar10": "CIFAR-10's binary version (cifar-10-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html, unpacked: the folder cifar-10-batches-bin with data_batch_1..5.bin and test_batch.bin)",
 	"svhn":    "SVHN's cropped digits (train_32x32.mat and test_32x32.mat from http://ufldl.stanford.edu/housenumbers/)",
 	"uea":     "a UEA archive data set (<Name>_TRAIN.ts and <Name>_TEST.ts from https://www.timeseriesclassification.com, e.g. Multivariate2018_ts.zip unpacked)",
 }
-
-// standIns are the needsData problems that run on a deterministic stand-in
-// without -data.
-var standIns = map[string]bool{"cifar10": true, "svhn": true}
 
 // sweepBounds parses -sweep-range ("lo:hi"); without it every rate is in range.
 func (o options) sweepBounds() (lo, hi float64, err error) {
@@ -490,7 +486,8 @@ func validate(o options, md mode, set map[string]bool) error {
 	if _, err := o.grid(); err != nil {
 		return err
 	}
-	if where, ok := needsData[o.Problem]; ok && (o.Data != "" || !standIns[o.Problem]) {
+	_, standIn := datasets.ImageSets[o.Problem]
+	if where, ok := needsData[o.Problem]; ok && (o.Data != "" || !standIn) {
 		if o.Data == "" {
 			return bad("data", `""`, "the folder of "+where+"; they are not on this machine, and the bench does not substitute a stand-in")
 		}

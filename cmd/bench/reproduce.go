@@ -258,16 +258,11 @@ func reusable(job *reproJob) *workerResult {
 	if err != nil {
 		return nil
 	}
+	// A worker writes its result once it finished, diverged or was
+	// stopped; only a stopped run has more to do.
 	var res workerResult
 	if json.Unmarshal(data, &res) != nil || res.Stopped {
 		return nil
-	}
-	if res.FinalLoss == 0 && res.FinalMetric == 0 && res.DivergedAt == 0 {
-		// A finished result has its final evaluation (NaN is written as null).
-		var raw map[string]any
-		if json.Unmarshal(data, &raw) != nil || raw["final_metric"] == nil && res.DivergedAt == 0 {
-			return nil
-		}
 	}
 	return &res
 }

@@ -92,7 +92,8 @@ func dataKind(g *pageRun) string {
 	switch {
 	case g.problem == "circle":
 		return "sampled (as the paper's)"
-	case strings.Contains(strings.ToLower(g.data), "stand-in") || (g.o.Data == "" && g.problem != "mnist" && g.problem != "fashion"):
+	case g.o.Data == "" && g.problem != "mnist" && g.problem != "fashion":
+		// Without -data every other problem trains on its stand-in.
 		return "**STAND-IN**"
 	case g.problem == "mnist" && g.o.Data == "":
 		return "real (GoMNIST's idx files)"
@@ -452,31 +453,6 @@ func meanCurve(jobs []*reproJob, scale float64) (plotter.XYs, error) {
 	return pts, nil
 }
 
-// reachTime is the training seconds at which recs' evaluations first reach
-// target (NaN if never).
-func reachTime(recs []trainer.Record, target float64, higher bool) float64 {
-	for _, rec := range recs {
-		if math.IsNaN(rec.EvalMet) {
-			continue
-		}
-		if (higher && rec.EvalMet >= target) || (!higher && rec.EvalMet <= target) {
-			return rec.Seconds
-		}
-	}
-	return math.NaN()
-}
-
-// lastEval is the last periodic evaluation of recs (NaN if none).
-func lastEval(recs []trainer.Record) float64 {
-	v := math.NaN()
-	for _, rec := range recs {
-		if !math.IsNaN(rec.EvalMet) {
-			v = rec.EvalMet
-		}
-	}
-	return v
-}
-
 func writeCurves(b *strings.Builder, r reproduction, mains []*pageRun) error {
 	b.WriteString("## Figure 1/11 — test metric against wall-clock\n\n![Figure 1/11](reproduction-fig1.png)\n\n")
 	fmt.Fprintf(b, "*Figure 1/11: the periodic test metric (evaluation subset) against training wall-clock, mean over %d seeds.*\n\n", r.profile.seeds)
@@ -615,30 +591,19 @@ func writeSweep(b *strings.Builder, r reproduction, sweeps []*pageRun) error {
 		cells := map[string]string{}
 		for oi, name := range knownOptimizers {
 			var pts plotter.XYs
-			var vals []float64
 			var parts []string
-			diverged := 0
 			js := g.byOpt[name]
 			for li, j := range js {
 				if j.result == nil || j.result.status() != "" {
-					diverged++
 					parts = append(parts, fmt.Sprintf("%g: %s", j.lr, j.outcome()))
 					continue
 				}
 				v := scale * j.result.FinalMetric
-				vals = append(vals, v)
 				parts = append(parts, fmt.Sprintf("%g: %.2f", j.lr, v))
 				x := float64(oi) + 0.5*(float64(li)+0.5)/float64(len(js)) - 0.25
 				pts = append(pts, plotter.XY{X: x, Y: v})
 			}
-			rng := math.Inf(1)
-			if len(vals) > 0 && diverged == 0 {
-				rng = slices.Max(vals) - slices.Min(vals)
-			}
-			if notRun(js) {
-				rng = math.NaN()
-			}
-			ranges[name] = rng
+			ranges[name] = sweepRange(g, name)
 			cells[name] = strings.Join(parts, ", ")
 			if len(pts) > 0 {
 				s, err := plotter.NewScatter(pts)
@@ -797,29 +762,14 @@ func writeDisagreements(b *strings.Builder, mains, sweeps, t3 []*pageRun) {
 		}
 	}
 	for _, g := range sweeps {
-		rng := map[string]float64{}
-		for _, name := range knownOptimizers {
-			var vals []float64
-			div := false
-			for _, j := range g.byOpt[name] {
-				if j.result == nil || j.result.status() != "" {
-					div = true
-					continue
-				}
-				vals = append(vals, j.result.FinalMetric*pageScale(g.metric))
-			}
-			rng[name] = math.Inf(1)
-			if len(vals) > 0 && !div {
-				rng[name] = slices.Max(vals) - slices.Min(vals)
-			}
-		}
 		if notRun(g.byOpt["snopt"]) || notRun(g.byOpt["adam"]) || notRun(g.byOpt["sgd"]) {
 			continue
 		}
+		snopt := sweepRange(g, "snopt")
 		for _, base := range []string{"adam", "sgd"} {
-			if rng["snopt"] > rng[base] {
+			if rng := sweepRange(g, base); snopt > rng {
 				say("%s (Figure 9): SNOpt's results spread more over its learning rates (%s) than %s's (%s), against the paper's claim that SNOpt is less sensitive — %s.",
-					rowName(g), fmtRange(rng["snopt"]), optimizerTitle[base], fmtRange(rng[base]), sweepCause(g))
+					rowName(g), fmtRange(snopt), optimizerTitle[base], fmtRange(rng), sweepCause(g))
 			}
 		}
 	}
@@ -855,6 +805,27 @@ func writeDisagreements(b *strings.Builder, mains, sweeps, t3 []*pageRun) {
 	if n == 0 {
 		b.WriteString("Nothing: every comparison above agrees with the paper's direction.\n")
 	}
+}
+
+// sweepRange is the range (max − min) of an optimizer's final metrics over
+// its learning rates, in the page's units: +Inf when one of its runs did not
+// finish, NaN while some have no result (-page-only).
+func sweepRange(g *pageRun, name string) float64 {
+	js := g.byOpt[name]
+	if notRun(js) {
+		return math.NaN()
+	}
+	var vals []float64
+	for _, j := range js {
+		if j.result == nil || j.result.status() != "" {
+			return math.Inf(1)
+		}
+		vals = append(vals, pageScale(g.metric)*j.result.FinalMetric)
+	}
+	if len(vals) == 0 {
+		return math.Inf(1)
+	}
+	return slices.Max(vals) - slices.Min(vals)
 }
 
 // fmtRange prints a range of final metrics (∞ when a run did not finish).

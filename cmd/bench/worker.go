@@ -381,7 +381,7 @@ func runWorker(o options, md mode) error {
 		return err
 	}
 	finalLoss, finalMetric, err := p.final()
-	if errors.Is(err, odeint.ErrNonFinite) || errors.Is(err, odeint.ErrStepUnderflow) || errors.Is(err, odeint.ErrMaxSteps) {
+	if trainer.SolverBroke(err) {
 		// The trained parameters cannot be integrated on the test set: the
 		// run diverged in its last iteration.
 		r := partial()
